@@ -1,0 +1,51 @@
+# Two commands matter: `make up` (the main job) and `make test` (every test).
+# Both install what they need: uv into .tools/ (pinned here), the locked
+# environment into .venv/. Nothing is installed outside the checkout.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+RUN := $(UV) run --locked --no-sync
+
+# Never fetch a Python build or phone home from anything we run.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+
+.PHONY: up test lint typecheck pytest bench install clean
+
+up: install ## validate, plan and apply against the local target
+	$(RUN) shipyard validate
+	$(RUN) shipyard plan --target local
+	$(RUN) shipyard apply --target local
+
+test: install lint typecheck pytest ## every check CI runs
+
+lint: install
+	$(RUN) ruff check platform tests
+	$(RUN) ruff format --check platform tests
+	$(RUN) shipyard schema --check
+
+typecheck: install
+	$(RUN) mypy
+
+pytest: install
+	$(RUN) pytest
+
+bench: install ## CLI start-up and validate timings, for the README
+	$(RUN) python tests/benchmarks/bench_cli.py
+
+install: .venv/.synced
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.venv/.synced: $(UV) pyproject.toml uv.lock tests/plugins/vectordb/pyproject.toml
+	$(UV) sync --locked
+	touch $@
+
+clean:
+	rm -rf $(TOOLS) .venv .shipyard .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,361 @@
+"""The ``shipyard`` command. Start-up stays light: only click is imported here;
+the engine, pydantic and rich load inside the command that needs them.
+
+Exit codes: 0 ok · 1 user error · 2 changes present (plan --detailed-exitcode) · 3 internal error.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from shipyard.engine.registry import Registry
+    from shipyard.sdk.model import Diagnostic
+
+EXIT_OK, EXIT_USER, EXIT_CHANGES, EXIT_INTERNAL = 0, 1, 2, 3
+DEFAULT_SCHEMA_DIR = "platform/schemas"
+
+
+class Session:
+    """What every command shares: the repo root and, loaded on first use, the plugins."""
+
+    def __init__(self, repo: Path | None, verbose: bool) -> None:
+        self.root = (repo or _find_root(Path.cwd())).resolve()
+        self.verbose = verbose
+        self._registry: Registry | None = None
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            from shipyard.engine.registry import discover
+
+            self._registry = discover()
+        return self._registry
+
+
+def _find_root(start: Path) -> Path:
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return start
+
+
+pass_session = click.make_pass_decorator(Session)
+FORMAT_HELP = "Output format."
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--repo",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    envvar="SHIPYARD_REPO",
+    help="Repository root. Default: the git top level above the current folder.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks for internal errors.")
+@click.pass_context
+def cli(ctx: click.Context, repo: Path | None, verbose: bool) -> None:
+    """Shipyard: plan and apply an AI platform from one git repository.
+
+    Specs (Teams, pipelines, features, model deployments) are validated, turned
+    into Resources by plugins ("planes"), diffed against a target and applied.
+
+    \b
+    Targets:
+      local          the embedded platform on this machine (.shipyard/local)
+      base:<rev>     the desired state at another git revision (a PR plan)
+      dev|staging|prod  a cloud environment, through its real APIs
+
+    Exit codes: 0 ok, 1 user error, 2 changes present (with --detailed-exitcode), 3 internal error.
+    """
+    ctx.obj = Session(repo, verbose)
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", help=FORMAT_HELP)
+@pass_session
+def validate(session: Session, fmt: str) -> None:
+    """Check every spec and the policies that need only specs; change nothing.
+
+    Errors print as path:line:col with a caret under the problem; all of them at once.
+    """
+    from shipyard.engine.planner import validate as run_validate
+
+    result = run_validate(session.registry, session.root)
+    _report(result.findings, fmt)
+    if _blocking(result.findings):
+        raise click.exceptions.Exit(EXIT_USER)
+    if fmt == "text":
+        files = len(result.specs.files)
+        click.echo(f"ok: {len(result.specs)} specs in {files} file{'s' if files != 1 else ''} are valid.")
+
+
+@cli.command()
+@click.option("--target", "-t", default="local", show_default=True, help="local, base:<rev> or an environment.")
+@click.option(
+    "--env",
+    default="local",
+    show_default=True,
+    help="Environment whose desired state a base:<rev> plan compares (ignored for other targets).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json", "github"]),
+    default="text",
+    help="text for terminals, markdown for a PR comment, json for machines, github for annotations.",
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the full plan as JSON here.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has changes (0 when none).")
+@click.option("--show-unchanged", is_flag=True, help="List unchanged resources too (text format).")
+@pass_session
+def plan(
+    session: Session, target: str, env: str, fmt: str, out: Path | None, detailed_exitcode: bool, show_unchanged: bool
+) -> None:
+    """Show what applying this repo to a target would change, field by field.
+
+    \b
+    Examples:
+      shipyard plan                                  # against the local platform
+      shipyard plan -t base:origin/main -f markdown  # what a pull request changes
+      shipyard plan -t dev --out plan.json           # review, then: shipyard apply --plan plan.json
+    """
+    from shipyard.engine import planner
+    from shipyard.engine.targets import parse_target
+
+    result = planner.plan(session.registry, session.root, parse_target(target), env)
+    if out is not None:
+        from shipyard.core.render.jsonout import render_json
+
+        out.write_text(render_json(result.plan, result.findings))
+    if fmt == "text":
+        _report(result.findings, "text")
+        from shipyard.core.render.text import render_text
+
+        _console().print(render_text(result.plan, show_unchanged=show_unchanged), highlight=False)
+    elif fmt == "markdown":
+        from shipyard.core.render.markdown import render_markdown
+
+        click.echo(render_markdown(result.plan, result.findings, artifact=out.name if out else "plan.json"), nl=False)
+    elif fmt == "json":
+        from shipyard.core.render.jsonout import render_json
+
+        click.echo(render_json(result.plan, result.findings), nl=False)
+    else:
+        from shipyard.core.render.github import render_github
+
+        click.echo(render_github(result.plan, result.findings), nl=False)
+    if _blocking(result.findings):
+        raise click.exceptions.Exit(EXIT_USER)
+    if detailed_exitcode and result.plan.has_changes:
+        raise click.exceptions.Exit(EXIT_CHANGES)
+
+
+@cli.command()
+@click.option("--target", "-t", default="local", show_default=True, help="local or an environment.")
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A reviewed plan from `shipyard plan --out`; refused if it is stale.",
+)
+@click.option("--yes", "-y", is_flag=True, help="Apply a fresh, unreviewed plan to a non-local target.")
+@pass_session
+def apply(session: Session, target: str, plan_file: Path | None, yes: bool) -> None:
+    """Make the target match the repo, executing exactly one plan.
+
+    Holds a lock on the target, journals every change (a crashed apply resumes
+    where it stopped), retries transient errors and verifies the result.
+    Cloud targets need a reviewed --plan or --yes.
+    """
+    from shipyard.engine.apply import apply as run_apply
+    from shipyard.engine.targets import parse_target
+    from shipyard.sdk.errors import UserError
+
+    ref = parse_target(target)
+    reviewed = _read_plan(plan_file) if plan_file else None
+    if reviewed is None and ref.kind == "environment" and not yes:
+        raise UserError(
+            f"refusing to apply an unreviewed plan to '{ref.name}'",
+            hint=f"shipyard plan -t {ref.name} --out plan.json; review; shipyard apply -t {ref.name} --plan plan.json",
+        )
+    from shipyard.core.render.common import SYMBOL
+
+    report = run_apply(
+        session.registry,
+        session.root,
+        ref,
+        reviewed=reviewed,
+        on_change=lambda c: click.echo(f"  {SYMBOL[c.action]} {c.action.value:<7} {c.key}"),
+    )
+    resumed = f", {len(report.resumed)} already done before" if report.resumed else ""
+    click.echo(f"Applied {len(report.applied)} changes to {ref.name}{resumed} (plan {report.plan.hash[:12]}).")
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", help=FORMAT_HELP)
+@pass_session
+def plugins(session: Session, fmt: str) -> None:
+    """List installed plugins with their distribution, version, kinds and planes."""
+    infos = session.registry.plugins
+    if fmt == "json":
+        import json
+
+        rows = [
+            {**vars(i), "kinds": list(i.kinds), "planes": list(i.planes), "policies": list(i.policies)} for i in infos
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("plugin", "distribution", "version", "kinds", "planes", "policies", box=None)
+    for info in infos:
+        table.add_row(
+            info.name,
+            info.distribution,
+            info.version,
+            ", ".join(info.kinds) or "-",
+            ", ".join(info.planes) or "-",
+            str(len(info.policies)),
+        )
+    _console().print(table)
+
+
+@cli.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help=f"Folder for <kind>.schema.json files. Default: {DEFAULT_SCHEMA_DIR} in the repo.",
+)
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if the files are missing or out of date.")
+@pass_session
+def schema(session: Session, out: Path | None, check: bool) -> None:
+    """Write a JSON Schema per kind so editors autocomplete and check specs.
+
+    Put this modeline at the top of a spec (path relative to the spec file):
+
+    \b
+      # yaml-language-server: $schema=../schemas/team.schema.json
+    """
+    import json
+
+    from shipyard.core.specs import document_schema
+
+    folder = out or session.root / DEFAULT_SCHEMA_DIR
+    stale: list[str] = []
+    for kind in sorted(session.registry.kinds.values(), key=lambda k: k.name):
+        path = folder / f"{kind.name.lower()}.schema.json"
+        text = json.dumps(document_schema(kind), indent=2, sort_keys=True) + "\n"
+        if check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(str(path))
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        click.echo(f"wrote {path}")
+    if stale:
+        click.echo("out of date: " + ", ".join(stale) + " (run: shipyard schema)", err=True)
+        raise click.exceptions.Exit(EXIT_USER)
+
+
+@cli.command()
+def version() -> None:
+    """Print Shipyard's version."""
+    from shipyard import __version__
+
+    click.echo(f"shipyard {__version__} (python {sys.version.split()[0]})")
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _blocking(findings: Sequence[Diagnostic]) -> bool:
+    from shipyard.core.policies import blocking
+
+    return bool(blocking(findings))
+
+
+def _report(findings: Sequence[Diagnostic], fmt: str) -> None:
+    """Findings in the chosen format: text on stderr, machine formats on stdout."""
+    if fmt == "github":
+        from shipyard.core.render.github import render_github
+
+        click.echo(render_github(None, findings), nl=False)
+    elif fmt == "json":
+        from shipyard.core.render.jsonout import render_json
+
+        click.echo(render_json(None, findings), nl=False)
+    elif findings:
+        from shipyard.core.render.diagnostics import format_diagnostics
+
+        click.echo(format_diagnostics(findings), err=True)
+
+
+def _read_plan(path: Path) -> Any:
+    import json
+
+    from shipyard.core.plan import Plan
+    from shipyard.sdk.errors import UserError
+
+    try:
+        data = json.loads(path.read_text())
+        return Plan.from_dict(data.get("plan", data))
+    except (ValueError, KeyError, TypeError) as error:
+        raise UserError(
+            f"{path}: not a usable plan file ({error})", hint="make one with shipyard plan --out"
+        ) from error
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: runs the CLI and turns every outcome into an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = "-v" in args or "--verbose" in args
+    fmt = _option_value(args, "--format")
+    try:
+        result = cli.main(args=args, prog_name="shipyard", standalone_mode=False)
+        return result if isinstance(result, int) else EXIT_OK
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return EXIT_USER
+    except click.ClickException as error:  # usage errors are user errors, not "changes present"
+        error.show()
+        return EXIT_USER
+    except Exception as error:
+        return _fail(error, verbose, fmt)
+
+
+def _fail(error: Exception, verbose: bool, fmt: str | None) -> int:
+    from shipyard.sdk.errors import ShipyardError, SpecError
+
+    if isinstance(error, SpecError):
+        _report(error.diagnostics, fmt if fmt in ("json", "github") else "text")
+        return error.exit_code
+    if verbose:
+        import traceback
+
+        traceback.print_exception(error)
+    if isinstance(error, ShipyardError):
+        hint = getattr(error, "hint", "")
+        click.echo(f"error: {error}" + (f"\nhint: {hint}" if hint else ""), err=True)
+        return error.exit_code
+    if not verbose:
+        click.echo(
+            f"internal error: {type(error).__name__}: {error} (rerun with --verbose for the traceback)", err=True
+        )
+    return EXIT_INTERNAL
+
+
+def _option_value(args: Sequence[str], name: str) -> str | None:
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None

@@ -1,0 +1,151 @@
+"""Plan: the frozen, ordered list of Changes from observed to desired. Pure: no I/O, no clock."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from shipyard.core.diff import diff_bodies
+from shipyard.sdk.model import Action, Change, FieldDiff, FieldPath, Resource
+
+PLAN_FORMAT = "shipyard.dev/plan/v1"
+
+#: Per plane: (apply order, {resource kind: ignored field paths}).
+PlaneRules = Mapping[str, tuple[int, Mapping[str, Sequence[FieldPath]]]]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What applying to ``target`` would do; ``hash`` identifies it for stale-plan checks."""
+
+    target: str
+    changes: tuple[Change, ...]
+
+    @cached_property
+    def hash(self) -> str:
+        return _digest({"target": self.target, "changes": [change_identity(c) for c in self.changes]})
+
+    @property
+    def pending(self) -> tuple[Change, ...]:
+        """Changes that do something, in apply order."""
+        return tuple(c for c in self.changes if c.action is not Action.NOOP)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.pending)
+
+    def counts(self) -> Counter[Action]:
+        return Counter(c.action for c in self.changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": PLAN_FORMAT,
+            "target": self.target,
+            "hash": self.hash,
+            "summary": {action.value: self.counts().get(action, 0) for action in Action},
+            "changes": [_change_dict(c) for c in self.changes],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
+        if data.get("format") != PLAN_FORMAT:
+            raise ValueError(f"not a Shipyard plan (format {data.get('format')!r}, expected {PLAN_FORMAT!r})")
+        changes = tuple(
+            Change(
+                key=c["key"],
+                plane=c["plane"],
+                kind=c["kind"],
+                action=Action(c["action"]),
+                diffs=tuple(FieldDiff.from_dict(d) for d in c["diffs"]),
+                desired=Resource.from_dict(c["desired"]) if c.get("desired") else None,
+                observed=Resource.from_dict(c["observed"]) if c.get("observed") else None,
+            )
+            for c in data["changes"]
+        )
+        plan = cls(data["target"], changes)
+        if data.get("hash") != plan.hash:
+            raise ValueError("the plan file was edited after it was made (its hash does not match its content)")
+        return plan
+
+
+def make_plan(target: str, desired: Sequence[Resource], observed: Sequence[Resource], rules: PlaneRules) -> Plan:
+    """Diff desired against observed.
+
+    Creates and updates come in plane order, each plane's in the order it
+    declared its Resources (a Namespace before what lives in it); deletes come
+    last, in reverse plane order, so dependants go before what they depend on.
+    """
+    observed_by_key = {r.key: r for r in observed}
+    desired_keys = {r.key for r in desired}
+    _require_unique(desired)
+
+    def order(plane: str) -> int:
+        return rules[plane][0] if plane in rules else 1000
+
+    def ignored(resource: Resource) -> Sequence[FieldPath]:
+        return rules[resource.plane][1].get(resource.kind, ()) if resource.plane in rules else ()
+
+    forward: list[Change] = []
+    for want in desired:
+        have = observed_by_key.get(want.key)
+        if have is None:
+            forward.append(Change(want.key, want.plane, want.kind, Action.CREATE, (), want, None))
+            continue
+        diffs = diff_bodies(have.body, want.body, ignored(want))
+        action = Action.UPDATE if diffs else Action.NOOP
+        forward.append(Change(want.key, want.plane, want.kind, action, diffs, want, have))
+    index = {c.key: i for i, c in enumerate(forward)}
+    forward.sort(key=lambda c: (order(c.plane), c.plane, index[c.key]))
+
+    deletes = [
+        Change(have.key, have.plane, have.kind, Action.DELETE, (), None, have)
+        for have in observed
+        if have.key not in desired_keys
+    ]
+    deletes.sort(key=lambda c: (-order(c.plane), c.plane, c.key))
+    return Plan(target, tuple(forward + deletes))
+
+
+def change_identity(change: Change) -> dict[str, Any]:
+    """What makes a change this change: key, action, field diffs and the desired body."""
+    return {
+        "key": change.key,
+        "action": change.action.value,
+        "diffs": [d.to_dict() for d in change.diffs],
+        "desired": None if change.desired is None else change.desired.body,
+    }
+
+
+def change_digest(change: Change) -> str:
+    return _digest(change_identity(change))
+
+
+def _change_dict(change: Change) -> dict[str, Any]:
+    return {
+        "key": change.key,
+        "plane": change.plane,
+        "kind": change.kind,
+        "action": change.action.value,
+        "source": str(change.source) if change.source else None,
+        "diffs": [d.to_dict() for d in change.diffs],
+        "desired": None if change.desired is None else change.desired.to_dict(),
+        "observed": None if change.observed is None else change.observed.to_dict(),
+    }
+
+
+def _digest(data: Any) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _require_unique(resources: Sequence[Resource]) -> None:
+    seen: set[str] = set()
+    for resource in resources:
+        if resource.key in seen:
+            raise ValueError(f"two desired Resources share the key {resource.key!r} (a plane bug)")
+        seen.add(resource.key)

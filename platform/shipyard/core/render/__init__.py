@@ -1,0 +1,1 @@
+"""Pure renderers: a Plan and Diagnostics in, text out. No I/O."""

@@ -1,0 +1,61 @@
+"""Wording and value formatting shared by every renderer."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from shipyard.core.plan import Plan
+from shipyard.sdk.model import Action, Change, FieldOp
+
+SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-", Action.NOOP: "="}
+VERB = {Action.CREATE: "create", Action.UPDATE: "update", Action.DELETE: "delete", Action.NOOP: "unchanged"}
+
+
+def short(value: Any, limit: int = 80) -> str:
+    """A value on one line, JSON-spelled, cut to ``limit`` characters."""
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def summary(plan: Plan) -> str:
+    counts = plan.counts()
+    if not plan.has_changes:
+        return f"No changes. {counts[Action.NOOP]} unchanged."
+    parts = [f"{counts[a]} to {VERB[a]}" for a in (Action.CREATE, Action.UPDATE, Action.DELETE)]
+    return f"Plan: {', '.join(parts)}, {counts[Action.NOOP]} unchanged."
+
+
+def leaves(value: Any, path: str = "") -> list[tuple[str, Any]]:
+    """Flatten a body to (dotted path, scalar) pairs, to show what a create or delete holds."""
+    if isinstance(value, dict) and value:
+        out: list[tuple[str, Any]] = []
+        for key in sorted(value, key=str):
+            name = f'{path}["{key}"]' if "." in str(key) else (f"{path}.{key}" if path else str(key))
+            out += leaves(value[key], name)
+        return out
+    if isinstance(value, list) and value:
+        return [pair for i, item in enumerate(value) for pair in leaves(item, f"{path}[{i}]")]
+    return [(path or "<body>", value)]
+
+
+def field_lines(change: Change, limit: int) -> list[str]:
+    """What a change does field by field: ``+ path: v``, ``- path: v``, ``~ path: a -> b``."""
+    if change.action is Action.UPDATE:
+        rows = []
+        for diff in change.diffs:
+            if diff.op is FieldOp.ADD:
+                rows.append(f"+ {diff.dotted}: {short(diff.after)}")
+            elif diff.op is FieldOp.REMOVE:
+                rows.append(f"- {diff.dotted}: {short(diff.before)}")
+            else:
+                rows.append(f"~ {diff.dotted}: {short(diff.before)} -> {short(diff.after)}")
+    elif change.action is Action.CREATE and change.desired is not None:
+        rows = [f"+ {path}: {short(value)}" for path, value in leaves(change.desired.body)]
+    elif change.action is Action.DELETE and change.observed is not None:
+        rows = [f"- {path}: {short(value)}" for path, value in leaves(change.observed.body)]
+    else:
+        rows = []
+    if len(rows) > limit:
+        rows = [*rows[:limit], f"  ... {len(rows) - limit} more fields (full plan in JSON)"]
+    return rows

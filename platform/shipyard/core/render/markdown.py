@@ -1,0 +1,86 @@
+"""A Plan as a sticky pull-request comment, always under GitHub's comment limit."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from shipyard.core.plan import Plan
+from shipyard.core.render.common import SYMBOL, VERB, field_lines, summary
+from shipyard.sdk.model import Action, Diagnostic, Severity
+
+#: GitHub rejects comments longer than this many characters.
+GITHUB_COMMENT_LIMIT = 65_536
+MAX_FIELDS = 40
+
+
+def marker(target: str) -> str:
+    """The hidden line a workflow searches for to update the comment instead of adding one."""
+    return f"<!-- shipyard-plan:{target} -->"
+
+
+def render_markdown(
+    plan: Plan,
+    diagnostics: Sequence[Diagnostic] = (),
+    *,
+    artifact: str = "plan.json",
+    limit: int = GITHUB_COMMENT_LIMIT,
+) -> str:
+    """Full detail when it fits; otherwise the summary, findings and changed keys only,
+    cut further if needed, with a pointer to the JSON artifact holding everything."""
+    head = _head(plan, diagnostics)
+    full = head + _details(plan)
+    if len(full) <= limit:
+        return full
+    note = f"\n> Too large for a comment: field details are in the `{artifact}` artifact of this run.\n"
+    keys = [f"- {SYMBOL[c.action]} {VERB[c.action]} `{c.key}`" for c in plan.pending]
+    budget = limit - len(head) - len(note) - 200
+    shown: list[str] = []
+    for line in keys:
+        if sum(len(s) + 1 for s in shown) + len(line) + 1 > budget:
+            break
+        shown.append(line)
+    more = f"\n- ... and {len(keys) - len(shown)} more" if len(shown) < len(keys) else ""
+    return head + note + "\n".join(shown) + more + "\n"
+
+
+def _head(plan: Plan, diagnostics: Sequence[Diagnostic]) -> str:
+    lines = [
+        marker(plan.target),
+        f"### Shipyard plan for `{plan.target}`",
+        "",
+        f"**{summary(plan)}** Plan `{plan.hash[:12]}`.",
+        "",
+    ]
+    planes = sorted({c.plane for c in plan.changes}, key=[c.plane for c in plan.changes].index)
+    if planes:
+        lines += ["| plane | create | update | delete | unchanged |", "|---|--:|--:|--:|--:|"]
+        for plane in planes:
+            counts = Counter(c.action for c in plan.changes if c.plane == plane)
+            row = " | ".join(str(counts[a]) for a in (Action.CREATE, Action.UPDATE, Action.DELETE, Action.NOOP))
+            lines.append(f"| {plane} | {row} |")
+        lines.append("")
+    if diagnostics:
+        lines += ["#### Policy and validation findings", "", "| | rule | where | finding |", "|---|---|---|---|"]
+        for d in diagnostics:
+            icon = ":x:" if d.severity is Severity.ERROR else ":warning:"
+            where = f"`{d.position}`" if d.position else ""
+            lines.append(f"| {icon} | `{d.rule}` | {where} | {_cell(d.detail)} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _details(plan: Plan) -> str:
+    blocks: list[str] = []
+    for change in plan.pending:
+        where = f" — `{change.source}`" if change.source else ""
+        body = "\n".join(field_lines(change, MAX_FIELDS))
+        blocks.append(
+            f"<details><summary>{SYMBOL[change.action]} {VERB[change.action]} <code>{change.key}</code>{where}"
+            f"</summary>\n\n```diff\n{body}\n```\n</details>\n"
+        )
+    return "\n".join(blocks)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")

@@ -1,0 +1,58 @@
+"""Guardrails on Team specs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from shipyard.planes.tenancy.manifests import namespace_of
+from shipyard.planes.tenancy.spec import TeamSpec
+from shipyard.sdk.model import Diagnostic
+from shipyard.sdk.planes import Policy, PolicyContext
+
+RESERVED_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
+RESERVED_PREFIXES = ("kube-", "shipyard-", "kubeflow", "kserve", "cert-manager")
+
+
+def reserved_namespace(ctx: PolicyContext) -> Iterator[Diagnostic]:
+    for team in ctx.specs.of_kind("Team"):
+        namespace = namespace_of(team)
+        if namespace in RESERVED_NAMESPACES or namespace.startswith(RESERVED_PREFIXES):
+            yield team.diagnostic(
+                ("spec", "namespace") if team.spec.namespace else ("metadata", "name"),
+                got=f"namespace '{namespace}'",
+                expected="a namespace not reserved for Kubernetes or the platform",
+                hint="set spec.namespace to a team-specific name",
+            )
+
+
+def unique_namespace(ctx: PolicyContext) -> Iterator[Diagnostic]:
+    owners: dict[str, str] = {}
+    for team in ctx.specs.of_kind("Team"):
+        namespace = namespace_of(team)
+        if namespace in owners:
+            yield team.diagnostic(
+                ("spec", "namespace"),
+                got=f"namespace '{namespace}', already used by team '{owners[namespace]}'",
+                expected="one namespace per team",
+                hint="tenancy isolation is per namespace; pick another",
+            )
+        owners.setdefault(namespace, team.name)
+
+
+def gpu_needs_budget(ctx: PolicyContext) -> Iterator[Diagnostic]:
+    for team in ctx.specs.of_kind("Team"):
+        spec: TeamSpec = team.spec
+        if spec.quota.gpu > 0 and spec.budget.monthly_usd == 0:
+            yield team.diagnostic(
+                ("spec", "budget", "monthlyUsd"),
+                got=f"a budget of 0 with a quota of {spec.quota.gpu} GPUs",
+                expected="a budget that pays for the GPU quota",
+                hint="GPU hours are the largest cost on the platform",
+            )
+
+
+POLICIES = [
+    Policy("tenancy/reserved-namespace", "Teams never take a system or platform namespace.", reserved_namespace),
+    Policy("tenancy/unique-namespace", "Each team has a namespace of its own.", unique_namespace),
+    Policy("tenancy/gpu-needs-budget", "A GPU quota comes with a budget.", gpu_needs_budget, mandatory=False),
+]

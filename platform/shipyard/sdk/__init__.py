@@ -1,0 +1,83 @@
+"""Shipyard plugin SDK: everything a plugin imports comes from here.
+
+A minimal plugin module, registered under the ``shipyard.plugins`` entry point::
+
+    from shipyard.sdk import Kind, SpecModel, hookimpl
+
+    class VectorIndexSpec(SpecModel):
+        dimensions: int
+
+    @hookimpl
+    def shipyard_kinds() -> list[Kind]:
+        return [Kind("VectorIndex", VectorIndexSpec, globs=("vector-indexes/**/*.yaml",))]
+"""
+
+from shipyard.sdk.errors import (
+    ApplyError,
+    InternalError,
+    LockHeld,
+    PluginError,
+    PolicyViolation,
+    ShipyardError,
+    SpecError,
+    StalePlanError,
+    TargetUnavailable,
+    TransientError,
+    UserError,
+)
+from shipyard.sdk.hookspecs import hookimpl
+from shipyard.sdk.kinds import API_VERSION, Kind, Spec, SpecModel, SpecSet
+from shipyard.sdk.model import (
+    Action,
+    Change,
+    Diagnostic,
+    FieldDiff,
+    FieldOp,
+    FieldPath,
+    Resource,
+    Severity,
+    SourcePosition,
+)
+from shipyard.sdk.planes import (
+    DesiredContext,
+    LocalService,
+    Plane,
+    Policy,
+    PolicyContext,
+    Target,
+)
+
+__all__ = [
+    "API_VERSION",
+    "Action",
+    "ApplyError",
+    "Change",
+    "DesiredContext",
+    "Diagnostic",
+    "FieldDiff",
+    "FieldOp",
+    "FieldPath",
+    "InternalError",
+    "Kind",
+    "LocalService",
+    "LockHeld",
+    "Plane",
+    "PluginError",
+    "Policy",
+    "PolicyContext",
+    "PolicyViolation",
+    "Resource",
+    "Severity",
+    "ShipyardError",
+    "SourcePosition",
+    "Spec",
+    "SpecError",
+    "SpecModel",
+    "SpecSet",
+    "StalePlanError",
+    "Target",
+    "TargetUnavailable",
+    "TransientError",
+    "UserError",
+    "hookimpl",
+]

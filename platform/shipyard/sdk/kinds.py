@@ -1,0 +1,108 @@
+"""Kinds: the spec documents plugins contribute, and the loaded specs themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from shipyard.sdk.model import Diagnostic, FieldPath, SourcePosition, dotted
+
+API_VERSION = "shipyard.dev/v1alpha1"
+#: DNS-1123 label: names become Kubernetes namespaces, object names and URL parts.
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+
+
+class SpecModel(BaseModel):
+    """Base for every kind's ``spec``: camelCase keys in YAML, unknown keys rejected.
+
+    Example::
+
+        class VectorIndexSpec(SpecModel):
+            dimensions: int = Field(gt=0)
+            metric: Literal["cosine", "l2"] = "cosine"
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        strict=False,
+    )
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A document kind a plugin contributes.
+
+    ``globs`` say where its documents live, relative to the repo root; the loader
+    reads every file they match. ``team_scoped`` kinds must name an existing Team
+    in ``metadata.team``.
+    """
+
+    name: str
+    spec_model: type[SpecModel]
+    globs: tuple[str, ...]
+    description: str = ""
+    team_scoped: bool = True
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One validated document, with the position of every value it was read from."""
+
+    kind: str
+    name: str
+    team: str | None
+    spec: Any
+    source: SourcePosition
+    labels: dict[str, str] = field(default_factory=dict)
+    positions: Mapping[FieldPath, SourcePosition] = field(default_factory=dict, repr=False, compare=False)
+    lines: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def ref(self) -> str:
+        scope = f"{self.team}/" if self.team else ""
+        return f"{self.kind}/{scope}{self.name}"
+
+    def position(self, *path: str | int) -> SourcePosition:
+        """Where ``path`` (YAML keys, e.g. ``"spec", "quota", "gpu"``) or its nearest parent was written."""
+        for cut in range(len(path), -1, -1):
+            if path[:cut] in self.positions:
+                return self.positions[path[:cut]]
+        return self.source
+
+    def diagnostic(self, path: FieldPath, *, got: str, expected: str, hint: str = "") -> Diagnostic:
+        """A finding about this spec pointing at ``path``; policies use it. Example::
+
+        team.diagnostic(("spec", "namespace"), got="'kube-system'", expected="a team namespace")
+        """
+        position = self.position(*path)
+        line = self.lines[position.line - 1] if 0 < position.line <= len(self.lines) else None
+        return Diagnostic.mismatch(
+            "policy", got=got, expected=expected, hint=hint, position=position, key_path=dotted(path), snippet=line
+        )
+
+
+@dataclass(frozen=True)
+class SpecSet:
+    """Every validated spec of a repo, in file order."""
+
+    specs: tuple[Spec, ...] = ()
+
+    def __iter__(self) -> Iterator[Spec]:
+        return iter(self.specs)
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def of_kind(self, kind: str) -> Sequence[Spec]:
+        return [spec for spec in self.specs if spec.kind == kind]
+
+    @property
+    def files(self) -> frozenset[str]:
+        return frozenset(spec.source.file for spec in self.specs)

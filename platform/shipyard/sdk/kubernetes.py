@@ -1,0 +1,19 @@
+"""Conventions shared by planes that manage Kubernetes objects."""
+
+from __future__ import annotations
+
+from shipyard.sdk.model import FieldPath
+
+#: Fields the API server sets; a diff that ignores them shows only what the repo changes.
+SERVER_SET_FIELDS: tuple[FieldPath, ...] = (
+    ("metadata", "uid"),
+    ("metadata", "resourceVersion"),
+    ("metadata", "generation"),
+    ("metadata", "creationTimestamp"),
+    ("metadata", "managedFields"),
+    ("metadata", "annotations", "kubectl.kubernetes.io/last-applied-configuration"),
+    ("status",),
+)
+
+#: Label every object Shipyard creates carries, so drift checks find strays.
+MANAGED_BY = {"app.kubernetes.io/managed-by": "shipyard"}

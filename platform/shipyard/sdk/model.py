@@ -1,0 +1,190 @@
+"""The data every plane speaks: positions, Resources, Changes and Diagnostics.
+
+Everything here is plain, frozen and JSON-able so that the engine can diff,
+hash, render and journal it without knowing which plane produced it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: A path into a JSON-able body: mapping keys and list indexes.
+FieldPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, order=True)
+class SourcePosition:
+    """Where something was written: a repo-relative file, 1-based line and column."""
+
+    file: str
+    line: int = 1
+    column: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True, eq=True)
+class Resource:
+    """One thing a plane manages, in a shape every plane shares.
+
+    ``key`` is stable across revisions (``tenancy/fraud/Namespace``), ``body`` is
+    plain JSON-able data. Example::
+
+        Resource("tenancy", "Namespace", "tenancy/fraud/Namespace", {"metadata": {...}})
+    """
+
+    plane: str
+    kind: str
+    key: str
+    body: Mapping[str, Any]
+    source: SourcePosition | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "plane": self.plane,
+            "kind": self.kind,
+            "key": self.key,
+            "body": self.body,
+            "source": None if self.source is None else str(self.source),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Resource:
+        source = data.get("source")
+        position = None
+        if source:
+            file, line, column = str(source).rsplit(":", 2)
+            position = SourcePosition(file, int(line), int(column))
+        return cls(data["plane"], data["kind"], data["key"], data["body"], position)
+
+
+class Action(enum.StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    NOOP = "noop"
+
+
+class FieldOp(enum.StrEnum):
+    ADD = "add"
+    REMOVE = "remove"
+    CHANGE = "change"
+
+
+@dataclass(frozen=True)
+class FieldDiff:
+    """One field that differs: ``before`` is None for ADD, ``after`` is None for REMOVE."""
+
+    path: FieldPath
+    op: FieldOp
+    before: Any = None
+    after: Any = None
+
+    @property
+    def dotted(self) -> str:
+        return dotted(self.path)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": list(self.path), "op": self.op.value, "before": self.before, "after": self.after}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FieldDiff:
+        return cls(tuple(data["path"]), FieldOp(data["op"]), data.get("before"), data.get("after"))
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a plan will do to one Resource; ``desired``/``observed`` are None when absent."""
+
+    key: str
+    plane: str
+    kind: str
+    action: Action
+    diffs: tuple[FieldDiff, ...] = ()
+    desired: Resource | None = None
+    observed: Resource | None = None
+
+    @property
+    def source(self) -> SourcePosition | None:
+        for resource in (self.desired, self.observed):
+            if resource is not None and resource.source is not None:
+                return resource.source
+        return None
+
+
+def dotted(path: FieldPath) -> str:
+    """``("spec", "hard", 0, "cpu")`` -> ``spec.hard[0].cpu``; keys with dots are bracketed."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif "." in part or not part:
+            out += f'["{part}"]'
+        else:
+            out += f".{part}" if out else part
+    return out or "<document>"
+
+
+class Severity(enum.StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """A finding a user can act on, printed as ``path:line:col: key: got X, expected Y (hint)``.
+
+    ``snippet`` is the offending source line, captured at load time so that
+    rendering stays a pure function of the diagnostic.
+    """
+
+    rule: str
+    message: str
+    position: SourcePosition | None = None
+    key_path: str = ""
+    severity: Severity = Severity.ERROR
+    hint: str = ""
+    snippet: str | None = None
+
+    @classmethod
+    def mismatch(
+        cls,
+        rule: str,
+        *,
+        got: str,
+        expected: str,
+        position: SourcePosition | None = None,
+        key_path: str = "",
+        hint: str = "",
+        snippet: str | None = None,
+        severity: Severity = Severity.ERROR,
+    ) -> Diagnostic:
+        """The common case: a value was found where something else was expected."""
+        return cls(rule, f"got {got}, expected {expected}", position, key_path, severity, hint, snippet)
+
+    @property
+    def detail(self) -> str:
+        """The finding without its position: ``key: got X, expected Y (hint)``."""
+        key = f"{self.key_path}: " if self.key_path else ""
+        hint = f" ({self.hint})" if self.hint else ""
+        return f"{key}{self.message}{hint}"
+
+    @property
+    def headline(self) -> str:
+        return f"{self.position}: {self.detail}" if self.position else self.detail
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "severity": self.severity.value,
+            "file": self.position.file if self.position else None,
+            "line": self.position.line if self.position else None,
+            "column": self.position.column if self.position else None,
+            "key": self.key_path,
+            "message": self.message,
+            "hint": self.hint,
+        }

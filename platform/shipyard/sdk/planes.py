@@ -1,0 +1,110 @@
+"""Planes, targets, policies and local services: what plugins implement."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from shipyard.sdk.errors import TargetUnavailable
+from shipyard.sdk.kinds import SpecSet
+from shipyard.sdk.model import Change, Diagnostic, FieldPath, Resource
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a plan is applied: ``local`` (this machine) or a cloud environment."""
+
+    name: str
+    kind: Literal["local", "environment"]
+    root: Path
+    state_dir: Path
+
+    @property
+    def is_local(self) -> bool:
+        return self.kind == "local"
+
+
+@dataclass(frozen=True)
+class DesiredContext:
+    """What ``Plane.desired`` may read: the repo tree and its validated specs."""
+
+    root: Path
+    specs: SpecSet
+    environment: str
+
+
+class Plane(abc.ABC):
+    """A plane turns specs into Resources and, in its applier only, changes the world.
+
+    ``desired`` is pure: same tree, same Resources, no side effects. ``observe``
+    reads a target; ``apply`` makes one Change true on it and must be idempotent
+    (the engine may repeat a change after a crash). Raise ``TransientError`` for
+    failures worth retrying.
+
+    ``order`` is the apply order (infra 10, tenancy 20, features 30, pipelines 40,
+    models 50); ``ignored_fields`` maps a Resource kind to paths the server sets,
+    which the diff ignores (``("*",)`` matches any one key).
+    """
+
+    name: ClassVar[str]
+    order: ClassVar[int]
+    ignored_fields: ClassVar[Mapping[str, Sequence[FieldPath]]] = {}
+
+    @abc.abstractmethod
+    def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
+        """Resources this repo declares for ``ctx.environment``."""
+
+    def observe(self, target: Target) -> Iterable[Resource]:
+        """Resources that exist on ``target`` now."""
+        raise TargetUnavailable(
+            f"the {self.name} plane cannot observe target '{target.name}' yet",
+            hint="plan against 'local' or 'base:<rev>'",
+        )
+
+    def apply(self, change: Change, target: Target) -> None:
+        """Make ``change`` true on ``target``."""
+        raise TargetUnavailable(
+            f"the {self.name} plane cannot apply to target '{target.name}' yet",
+            hint="apply to 'local'",
+        )
+
+
+@dataclass(frozen=True)
+class PolicyContext:
+    """What a policy sees. ``resources`` is None when only specs were loaded (validate)."""
+
+    specs: SpecSet
+    resources: Sequence[Resource] | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A guardrail: a pure function from specs/resources to Diagnostics.
+
+    ``mandatory`` failures stop plan and apply; advisory ones are reported.
+    Example::
+
+        Policy("tenancy/gpu-budget", "GPU quota needs a budget", check=no_gpu_without_budget)
+    """
+
+    id: str
+    summary: str
+    check: Callable[[PolicyContext], Iterable[Diagnostic]]
+    mandatory: bool = True
+    needs_resources: bool = False
+
+
+@dataclass(frozen=True)
+class LocalService:
+    """A process the local platform runs (``shipyard up``), bound to 127.0.0.1.
+
+    ``command`` gets the port chosen for it and the state folder, and returns argv.
+    """
+
+    name: str
+    description: str
+    command: Callable[[int, Path], Sequence[str]]
+    health_path: str = "/"
