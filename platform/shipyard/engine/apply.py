@@ -57,6 +57,10 @@ def apply(
     target = ref.resolve(root)
     if reviewed is not None and reviewed.target != ref.name:
         raise UserError(f"the plan is for target '{reviewed.target}', not '{ref.name}'")
+    # Bad specs and mandatory spec policies stop apply before it touches anything, lock included.
+    checked = planner.validate(registry, root)
+    if blocking(checked.findings):
+        raise PolicyViolation(blocking(checked.findings))
     owner = owner_name()
     with TargetLock(target.state_dir / "apply.lock", owner):
         fresh = planner.plan(registry, root, ref)

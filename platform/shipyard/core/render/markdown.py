@@ -49,7 +49,7 @@ def _head(plan: Plan, diagnostics: Sequence[Diagnostic]) -> str:
         marker(plan.target),
         f"### Shipyard plan for `{plan.target}`",
         "",
-        f"**{summary(plan)}** Plan `{plan.hash[:12]}`.",
+        f"**{summary(plan)}** Hash `{plan.hash[:12]}`.",
         "",
     ]
     planes = sorted({c.plane for c in plan.changes}, key=[c.plane for c in plan.changes].index)

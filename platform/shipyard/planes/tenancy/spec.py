@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints, WithJsonSchema
 
 from shipyard.sdk.kinds import NAME_PATTERN, SpecModel
 
@@ -17,7 +17,13 @@ def _number_as_text(value: Any) -> Any:
     return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
-Quantity = Annotated[str, BeforeValidator(_number_as_text), StringConstraints(pattern=QUANTITY_PATTERN)]
+Quantity = Annotated[
+    str,
+    BeforeValidator(_number_as_text),
+    StringConstraints(pattern=QUANTITY_PATTERN),
+    # what the loader accepts, so editors agree with `shipyard validate`
+    WithJsonSchema({"anyOf": [{"type": "string", "pattern": QUANTITY_PATTERN}, {"type": "number", "minimum": 0}]}),
+]
 Owner = Annotated[
     str,
     StringConstraints(pattern=r"^(@[A-Za-z0-9-]+(/[A-Za-z0-9._-]+)?|[^@\s]+@[^@\s]+\.[a-z]{2,})$"),

@@ -1,0 +1,100 @@
+"""Shared helpers: throwaway repositories, git, and running the CLI like a user does."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from shipyard.cli import main
+from shipyard.engine.registry import Registry, discover
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def team_yaml(name: str, *, gpu: int = 2, namespace: str | None = None, budget: float = 1000) -> str:
+    ns = f"  namespace: {namespace}\n" if namespace else ""
+    return (
+        "apiVersion: shipyard.dev/v1alpha1\n"
+        "kind: Team\n"
+        "metadata:\n"
+        f"  name: {name}\n"
+        "spec:\n"
+        '  owners: ["@owner"]\n'
+        f"  group: {name}-ml\n"
+        f"{ns}"
+        "  costCenter: CC-1\n"
+        "  quota:\n"
+        f"    gpu: {gpu}\n"
+        "    cpu: 8\n"
+        "    memory: 32Gi\n"
+        "  budget:\n"
+        f"    monthlyUsd: {budget}\n"
+    )
+
+
+def write(root: Path, files: dict[str, str | bytes]) -> Path:
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+    return root
+
+
+def git(root: Path, *args: str) -> str:
+    result = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout
+
+
+def commit(root: Path, message: str = "change") -> None:
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", message)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git repository with two valid teams, committed."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    write(root, {"platform/teams/fraud.yaml": team_yaml("fraud"), "platform/teams/search.yaml": team_yaml("search")})
+    commit(root, "teams")
+    return root
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    return discover()
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def shipyard(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """Run the CLI in-process through its real entry point; returns exit code and output."""
+
+    def run(*args: str, repo: Path | None = None) -> Result:
+        argv = ["--repo", str(repo), *args] if repo is not None else list(args)
+        capsys.readouterr()
+        code = main(argv)
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run

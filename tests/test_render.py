@@ -1,0 +1,128 @@
+"""Renderers are pure and checked against golden files (UPDATE_GOLDEN=1 rewrites them)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from shipyard.core.plan import Plan, make_plan
+from shipyard.core.render.diagnostics import format_diagnostic, format_diagnostics
+from shipyard.core.render.github import render_github
+from shipyard.core.render.jsonout import render_json
+from shipyard.core.render.markdown import GITHUB_COMMENT_LIMIT, marker, render_markdown
+from shipyard.core.render.text import render_text
+from shipyard.sdk.model import Diagnostic, Resource, Severity, SourcePosition
+
+GOLDEN = Path(__file__).parent / "golden"
+RULES = {"tenancy": (20, {}), "models": (50, {})}
+
+
+def sample_plan() -> Plan:
+    quota = SourcePosition("platform/teams/fraud.yaml", 9, 3)
+    desired = [
+        Resource("tenancy", "Namespace", "tenancy/fraud/Namespace/fraud", {"metadata": {"name": "fraud"}}),
+        Resource(
+            "tenancy",
+            "ResourceQuota",
+            "tenancy/fraud/ResourceQuota/team-quota",
+            {"spec": {"hard": {"requests.nvidia.com/gpu": "8", "requests.cpu": "64"}}},
+            quota,
+        ),
+        Resource("models", "InferenceService", "models/fraud/scorer", {"spec": {"replicas": 2}, "alias": "champion"}),
+    ]
+    observed = [
+        Resource("tenancy", "Namespace", "tenancy/fraud/Namespace/fraud", {"metadata": {"name": "fraud"}}),
+        Resource(
+            "tenancy",
+            "ResourceQuota",
+            "tenancy/fraud/ResourceQuota/team-quota",
+            {"spec": {"hard": {"requests.nvidia.com/gpu": "4", "limits.cpu": "64"}}},
+        ),
+        Resource("models", "InferenceService", "models/fraud/legacy", {"spec": {"replicas": 1}}),
+    ]
+    return make_plan("base:HEAD~1", desired, observed, RULES)
+
+
+def sample_findings() -> list[Diagnostic]:
+    return [
+        Diagnostic.mismatch(
+            "spec/unknown-key",
+            got="unknown key 'gpus'",
+            expected="one of cpu, gpu, memory",
+            hint="did you mean 'gpu'?",
+            position=SourcePosition("platform/teams/fraud.yaml", 10, 5),
+            key_path="spec.quota.gpus",
+            snippet="    gpus: 4",
+        ),
+        Diagnostic(
+            "tenancy/gpu-needs-budget",
+            "got a budget of 0, expected a budget, with commas, colons: and 100% | pipes",
+            SourcePosition("platform/teams/x.yaml", 3, 1),
+            severity=Severity.WARNING,
+        ),
+    ]
+
+
+def golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert path.exists(), f"missing golden file {path}; run with UPDATE_GOLDEN=1"
+    assert text == path.read_text()
+
+
+def test_text_golden() -> None:
+    golden("plan.txt", render_text(sample_plan()).plain + "\n")
+
+
+def test_text_with_unchanged_golden() -> None:
+    golden("plan-all.txt", render_text(sample_plan(), show_unchanged=True).plain + "\n")
+
+
+def test_markdown_golden() -> None:
+    golden("plan.md", render_markdown(sample_plan(), sample_findings()))
+
+
+def test_json_golden() -> None:
+    golden("plan.json", render_json(sample_plan(), sample_findings()))
+
+
+def test_github_golden() -> None:
+    golden("plan.github", render_github(sample_plan(), sample_findings()))
+
+
+def test_diagnostics_golden() -> None:
+    golden("diagnostics.txt", format_diagnostics(sample_findings()) + "\n")
+
+
+def test_caret_sits_under_the_reported_column() -> None:
+    text = format_diagnostic(sample_findings()[0]).splitlines()
+    source, caret = text[1], text[2]
+    assert source.endswith("    gpus: 4")
+    assert caret.index("^") == source.index("gpus")
+    assert caret.count("^") == len("gpus")
+
+
+def test_no_changes_reads_as_such() -> None:
+    plan = make_plan("local", [], [], {})
+    assert render_text(plan).plain.endswith("No changes. 0 unchanged.")
+    assert "No changes." in render_markdown(plan)
+
+
+@pytest.mark.parametrize("count", [2_000, 20_000])
+def test_markdown_stays_under_githubs_limit(count: int) -> None:
+    desired = [
+        Resource("models", "InferenceService", f"models/team-{i}/model-{i}", {"spec": {"v": i, "pad": "x" * 40}})
+        for i in range(count)
+    ]
+    plan = make_plan("base:main", desired, [], RULES)
+    text = render_markdown(plan, artifact="plan-123.json")
+    assert len(text) <= GITHUB_COMMENT_LIMIT
+    assert text.startswith(marker("base:main"))
+    assert f"{count} to create" in text
+    assert "`plan-123.json` artifact" in text
+    assert "more" in text  # the cut is announced, never silent
+    assert json.loads(render_json(plan))["plan"]["summary"]["create"] == count
