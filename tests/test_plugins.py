@@ -35,7 +35,10 @@ def plugin(**hooks: object) -> types.SimpleNamespace:
 
 
 def test_a_misspelled_hook_fails_at_start_up_naming_the_plugin() -> None:
-    broken = plugin(shipyard_kind=list)
+    def shipyard_kind() -> list[Kind]:
+        return []
+
+    broken = plugin(shipyard_kind=shipyard_kind)
     with pytest.raises(PluginError) as caught:
         discover(extra=[("acme-serving", broken)])
     assert "plugin 'acme-serving'" in caught.value.message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -56,7 +57,7 @@ class _Manager(pluggy.PluginManager):
 
     def parse_hookimpl_opts(self, plugin: object, name: str) -> Any:
         opts = super().parse_hookimpl_opts(plugin, name)
-        if opts is None and name.startswith(_PREFIX) and callable(getattr(plugin, name, None)):
+        if opts is None and name.startswith(_PREFIX) and inspect.isroutine(getattr(plugin, name, None)):
             return {}
         return opts
 
