@@ -42,7 +42,7 @@ class TenancyPlane(Plane):
 
     def apply(self, change: Change, target: Target) -> None:
         if not target.is_local:
-            super().apply(change, target)
+            return super().apply(change, target)  # the Kubernetes adapter comes with the infra plane
         if change.action is Action.DELETE:
             self._store(target).delete(change.key)
         elif change.desired is not None:
