@@ -42,7 +42,8 @@ class TenancyPlane(Plane):
 
     def apply(self, change: Change, target: Target) -> None:
         if not target.is_local:
-            return super().apply(change, target)  # the Kubernetes adapter comes with the infra plane
+            super().apply(change, target)  # refuses: the Kubernetes adapter comes with the infra plane
+            return
         if change.action is Action.DELETE:
             self._store(target).delete(change.key)
         elif change.desired is not None:
