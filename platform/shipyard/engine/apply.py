@@ -63,7 +63,7 @@ def apply(
         raise PolicyViolation(blocking(checked.findings))
     owner = owner_name()
     with TargetLock(target.state_dir / "apply.lock", owner):
-        fresh = planner.plan(registry, root, ref)
+        fresh = planner.plan(registry, root, ref, validation=checked)
         if blocking(fresh.findings):
             raise PolicyViolation(blocking(fresh.findings))
         plan = reviewed or fresh.plan
@@ -84,7 +84,7 @@ def apply(
                 raise
             journal.record(plan.hash, "done", change.key)
             report.applied.append(change.key)
-        _verify(registry, root, ref, plan)
+        _verify(registry, root, ref, plan, checked)
         journal.record(plan.hash, "complete")
         return report
 
@@ -120,9 +120,9 @@ def _apply_one(registry: Registry, change: Change, target: Target, sleep: Callab
             raise ApplyError(f"{change.action} {change.key} failed: {error}; run apply again to resume") from error
 
 
-def _verify(registry: Registry, root: Path, ref: TargetRef, plan: Plan) -> None:
+def _verify(registry: Registry, root: Path, ref: TargetRef, plan: Plan, checked: planner.Validation) -> None:
     """Observe again: every key the plan touched must now match the repo."""
     touched = {c.key for c in plan.pending}
-    leftover = [c.key for c in planner.plan(registry, root, ref).plan.pending if c.key in touched]
+    leftover = [c.key for c in planner.plan(registry, root, ref, validation=checked).plan.pending if c.key in touched]
     if leftover:
         raise ApplyError(f"applied, but the target still differs for: {', '.join(leftover)}")

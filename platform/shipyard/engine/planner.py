@@ -44,15 +44,22 @@ def observed_state(registry: Registry, target: Target) -> list[Resource]:
     return [resource for plane in registry.planes for resource in plane.observe(target)]
 
 
-def plan(registry: Registry, root: Path, target: TargetRef, environment: str = "local") -> PlanResult:
+def plan(
+    registry: Registry,
+    root: Path,
+    target: TargetRef,
+    environment: str = "local",
+    validation: Validation | None = None,
+) -> PlanResult:
     """The plan from ``target``'s state to this tree, with every policy finding.
 
     A cloud or local target plans its own environment's desired state; a base
     revision plans ``environment`` (a PR plan compares like with like).
+    ``validation`` reuses specs the caller has already loaded and checked.
     """
     if target.kind != "base":
         environment = target.name
-    validation = validate(registry, root)
+    validation = validation or validate(registry, root)
     desired = desired_state(registry, root, validation.specs, environment)
     findings = validation.findings + tuple(
         run_policies([p for p in registry.policies if p.needs_resources], validation.specs, desired)

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from shipyard.core.plan import Plan
-from shipyard.sdk.model import Action, Change, FieldOp
+from shipyard.sdk.model import Action, Change, FieldOp, FieldPath, dotted
 
 SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-", Action.NOOP: "="}
 VERB = {Action.CREATE: "create", Action.UPDATE: "update", Action.DELETE: "delete", Action.NOOP: "unchanged"}
@@ -26,17 +26,13 @@ def summary(plan: Plan) -> str:
     return f"Plan: {', '.join(parts)}, {counts[Action.NOOP]} unchanged."
 
 
-def leaves(value: Any, path: str = "") -> list[tuple[str, Any]]:
+def leaves(value: Any, path: FieldPath = ()) -> list[tuple[str, Any]]:
     """Flatten a body to (dotted path, scalar) pairs, to show what a create or delete holds."""
     if isinstance(value, dict) and value:
-        out: list[tuple[str, Any]] = []
-        for key in sorted(value, key=str):
-            name = f'{path}["{key}"]' if "." in str(key) else (f"{path}.{key}" if path else str(key))
-            out += leaves(value[key], name)
-        return out
+        return [pair for key in sorted(value, key=str) for pair in leaves(value[key], (*path, key))]
     if isinstance(value, list) and value:
-        return [pair for i, item in enumerate(value) for pair in leaves(item, f"{path}[{i}]")]
-    return [(path or "<body>", value)]
+        return [pair for i, item in enumerate(value) for pair in leaves(item, (*path, i))]
+    return [(dotted(path), value)]
 
 
 def field_lines(change: Change, limit: int) -> list[str]:

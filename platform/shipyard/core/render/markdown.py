@@ -36,8 +36,10 @@ def render_markdown(
     keys = [f"- {SYMBOL[c.action]} {VERB[c.action]} `{c.key}`" for c in plan.pending]
     budget = limit - len(head) - len(note) - 200
     shown: list[str] = []
+    used = 0
     for line in keys:
-        if sum(len(s) + 1 for s in shown) + len(line) + 1 > budget:
+        used += len(line) + 1
+        if used > budget:
             break
         shown.append(line)
     more = f"\n- ... and {len(keys) - len(shown)} more" if len(shown) < len(keys) else ""
