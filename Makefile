@@ -44,7 +44,7 @@ $(UV):
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 .venv/.synced: $(UV) pyproject.toml uv.lock tests/plugins/vectordb/pyproject.toml
-	$(UV) sync --locked
+	$(UV) sync --locked --all-extras
 	touch $@
 
 clean:

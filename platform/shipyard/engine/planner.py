@@ -64,6 +64,8 @@ def plan(
     findings = validation.findings + tuple(
         run_policies([p for p in registry.policies if p.needs_resources], validation.specs, desired)
     )
+    ctx = DesiredContext(root=root, specs=validation.specs, environment=environment)
+    findings += tuple(finding for plane in registry.planes for finding in plane.check(ctx))
     if target.kind == "base":
         observed = _desired_at(registry, root, target.revision, environment)
     else:

@@ -42,7 +42,9 @@ class Plane(abc.ABC):
     ``desired`` is pure: same tree, same Resources, no side effects. ``observe``
     reads a target; ``apply`` makes one Change true on it and must be idempotent
     (the engine may repeat a change after a crash). Raise ``TransientError`` for
-    failures worth retrying.
+    failures worth retrying. The engine always plans afresh (``desired``, then
+    ``observe``) in the same process before it applies, so a plane may keep what
+    ``desired`` read for its applier.
 
     ``order`` is the apply order (infra 10, tenancy 20, features 30, pipelines 40,
     models 50); ``ignored_fields`` maps a Resource kind to paths the server sets,
@@ -56,6 +58,14 @@ class Plane(abc.ABC):
     @abc.abstractmethod
     def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
         """Resources this repo declares for ``ctx.environment``."""
+
+    def check(self, ctx: DesiredContext) -> Iterable[Diagnostic]:
+        """Checks of the data behind the desired state (not of the specs), run during plan.
+
+        Errors stop plan and apply like mandatory policies. Example: Great
+        Expectations suites on a sample of each feature view's data.
+        """
+        return ()
 
     def observe(self, target: Target) -> Iterable[Resource]:
         """Resources that exist on ``target`` now."""

@@ -1,0 +1,194 @@
+"""The fraud team's training pipeline: data gate → training set from Feast → train and evaluate → MLflow.
+
+Parameters named ``feature_store``, ``offline_uri``, ``data_checks``, ``mlflow_tracking_uri``,
+``mlflow_artifact_root``, ``experiment`` and ``registered_model`` are filled in by the
+platform for the target being applied; the others come from ``pipeline.yaml``.
+
+Components run in the platform runtime image, which carries Shipyard and the whole
+stack, so nothing is installed when a step starts (``install_kfp_package=False``).
+"""
+
+from kfp import dsl
+
+RUNTIME = "ghcr.io/shipyard-dev/runtime:0.1.0"
+
+
+@dsl.component(base_image=RUNTIME, install_kfp_package=False)
+def check_data(data_checks: str) -> str:
+    """The Great Expectations gate: every check on all of its data, before anything trains on it."""
+    import json
+
+    import pandas as pd
+
+    from shipyard.planes.features.checks import describe, validate
+
+    problems = []
+    for check in json.loads(data_checks):
+        failures = validate(pd.read_parquet(check["path"]), check["expectations"])
+        problems += [f"{check['name']}: {describe(f)}" for f in failures]
+    if problems:
+        raise RuntimeError("data checks failed:\n" + "\n".join(problems))
+    return f"{len(json.loads(data_checks))} data checks passed"
+
+
+@dsl.component(base_image=RUNTIME, install_kfp_package=False)
+def training_set(feature_store: str, offline_uri: str, gate: str, examples: dsl.Output[dsl.Dataset]):
+    """Label each transaction and join the user's features as they were at that moment (point in time)."""
+    import json
+
+    import pandas as pd
+    from feast import FeatureStore, RepoConfig
+
+    config = json.loads(feature_store)
+    store = FeatureStore(config=RepoConfig(**config), repo_path=config["repo_path"])
+    events = pd.read_parquet(f"{offline_uri}/transactions.parquet")
+    entity_df = events[["user_id", "event_timestamp", "amount", "is_foreign", "is_fraud"]]
+    frame = store.get_historical_features(
+        entity_df=entity_df, features=store.get_feature_service("fraud_scorer")
+    ).to_df()
+    frame.sort_values(["event_timestamp", "user_id"], kind="stable").to_parquet(examples.path, index=False)
+
+
+@dsl.component(base_image=RUNTIME, install_kfp_package=False)
+def train(
+    examples: dsl.Input[dsl.Dataset],
+    max_iter: int,
+    learning_rate: float,
+    max_depth: int,
+    test_fraction: float,
+    model: dsl.Output[dsl.Model],
+    metrics: dsl.Output[dsl.Metrics],
+):
+    """Gradient-boosted trees; XGBoost on a GPU when one is visible, scikit-learn on the CPU otherwise."""
+    import json
+    import pickle
+    import shutil
+    import time
+
+    import pandas as pd
+    from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
+
+    features = ["amount", "is_foreign", "txn_count_7d", "amount_mean_7d", "amount_max_7d", "foreign_ratio_7d"]
+    frame = pd.read_parquet(examples.path).dropna(subset=features)
+    cut = int(len(frame) * (1 - test_fraction))  # the newest events are held out, as in production
+    train_set, test_set = frame.iloc[:cut], frame.iloc[cut:]
+
+    device = "cpu"
+    try:
+        import xgboost
+
+        if shutil.which("nvidia-smi"):
+            device = "cuda"
+    except ImportError:
+        xgboost = None
+    started = time.perf_counter()
+    if device == "cuda":
+        estimator = xgboost.XGBClassifier(
+            n_estimators=max_iter, learning_rate=learning_rate, max_depth=max_depth, device="cuda"
+        )
+    else:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        estimator = HistGradientBoostingClassifier(
+            max_iter=max_iter, learning_rate=learning_rate, max_depth=max_depth, random_state=0
+        )
+    estimator.fit(train_set[features], train_set["is_fraud"])
+    seconds = time.perf_counter() - started
+    scores = estimator.predict_proba(test_set[features])[:, 1]
+    results = {
+        "roc_auc": roc_auc_score(test_set["is_fraud"], scores),
+        "pr_auc": average_precision_score(test_set["is_fraud"], scores),
+        "log_loss": log_loss(test_set["is_fraud"], scores),
+        "train_rows": float(len(train_set)),
+        "test_rows": float(len(test_set)),
+        "train_seconds": seconds,
+    }
+    for name, value in results.items():
+        metrics.log_metric(name, float(value))
+    metrics.metadata["device"] = device
+    with open(model.path, "wb") as handle:
+        pickle.dump({"estimator": estimator, "features": features, "device": device}, handle)
+    model.metadata["features"] = json.dumps(features)
+
+
+@dsl.component(base_image=RUNTIME, install_kfp_package=False)
+def register(
+    model: dsl.Input[dsl.Model],
+    metrics: dsl.Input[dsl.Metrics],
+    mlflow_tracking_uri: str,
+    mlflow_artifact_root: str,
+    experiment: str,
+    registered_model: str,
+    max_iter: int,
+    learning_rate: float,
+    max_depth: int,
+) -> str:
+    """Log the run (parameters, metrics, model) to MLflow and register it as a new model version."""
+    import os
+    import pickle
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+    import sklearn
+    from mlflow.models import infer_signature
+
+    mlflow.set_tracking_uri(mlflow_tracking_uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        mlflow.create_experiment(experiment, artifact_location=mlflow_artifact_root or None)
+    mlflow.set_experiment(experiment)
+    with open(model.path, "rb") as handle:
+        trained = pickle.load(handle)
+    estimator, features = trained["estimator"], trained["features"]
+    import pandas as pd
+
+    example = pd.DataFrame([[0.0] * len(features)], columns=features)
+    with mlflow.start_run() as run:
+        mlflow.log_params({"max_iter": max_iter, "learning_rate": learning_rate, "max_depth": max_depth})
+        mlflow.log_metrics({k: float(v) for k, v in metrics.metadata.items() if isinstance(v, int | float)})
+        mlflow.set_tags({"device": trained["device"], "features": ",".join(features)})
+        info = mlflow.sklearn.log_model(
+            estimator,
+            name="model",
+            registered_model_name=registered_model,
+            signature=infer_signature(example, estimator.predict_proba(example)[:, 1]),
+            # explicit requirements: inference of them costs seconds (STACK-NOTES)
+            pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}"],
+            serialization_format="cloudpickle",
+        )
+    return f"{registered_model} version {info.registered_model_version} (run {run.info.run_id})"
+
+
+@dsl.pipeline(name="fraud-train", description="Train the fraud scorer from the user_stats features.")
+def fraud_train(
+    feature_store: str,
+    offline_uri: str,
+    data_checks: str,
+    mlflow_tracking_uri: str,
+    mlflow_artifact_root: str = "",
+    experiment: str = "fraud",
+    registered_model: str = "fraud-scorer",
+    max_iter: int = 200,
+    learning_rate: float = 0.1,
+    max_depth: int = 6,
+    test_fraction: float = 0.2,
+):
+    gate = check_data(data_checks=data_checks)
+    examples = training_set(feature_store=feature_store, offline_uri=offline_uri, gate=gate.output)
+    trained = train(
+        examples=examples.outputs["examples"],
+        max_iter=max_iter,
+        learning_rate=learning_rate,
+        max_depth=max_depth,
+        test_fraction=test_fraction,
+    )
+    register(
+        model=trained.outputs["model"],
+        metrics=trained.outputs["metrics"],
+        mlflow_tracking_uri=mlflow_tracking_uri,
+        mlflow_artifact_root=mlflow_artifact_root,
+        experiment=experiment,
+        registered_model=registered_model,
+        max_iter=max_iter,
+        learning_rate=learning_rate,
+        max_depth=max_depth,
+    )

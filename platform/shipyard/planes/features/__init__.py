@@ -1,0 +1,259 @@
+"""Features plane: each team's Feast project, the Great Expectations checks on its data, and materialization.
+
+- ``features/stores/<env>.yaml`` (kind ``FeatureStore``): where an environment keeps
+  offline data, the online store and the registry.
+- ``features/<team>/``: the team's Feast definitions, one Feast project per team.
+- ``features/<team>/checks/*.yaml`` (kind ``DataCheck``): expectations on the data.
+
+Desired state comes from Feast itself (the repo parsed and planned by
+``FeatureStore.plan`` in a worker process); the local target is observed from its
+Feast registry and applied with Feast's apply. On the local target, apply also
+materializes each view over an explicit window ending at the newest event in its
+data, after the view's checks pass on all of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+from shipyard.planes.features.checks_report import DataCheckFailed, check_findings
+from shipyard.planes.features.config import offline_uri, repo_config
+from shipyard.planes.features.spec import DataCheckSpec, FeatureStoreSpec
+from shipyard.sdk import (
+    Action,
+    Change,
+    DesiredContext,
+    Diagnostic,
+    FieldPath,
+    Kind,
+    Plane,
+    Resource,
+    Spec,
+    Target,
+    UserError,
+    hookimpl,
+)
+from shipyard.sdk.store import ResourceStore
+from shipyard.sdk.worker import Worker
+
+PLANE = "features"
+FEATURE_STORE = Kind(
+    "FeatureStore",
+    FeatureStoreSpec,
+    globs=("features/stores/*.yaml",),
+    description="Where one environment keeps features: offline store, online store, registry.",
+    team_scoped=False,
+)
+DATA_CHECK = Kind(
+    "DataCheck",
+    DataCheckSpec,
+    globs=("features/*/checks/*.yaml",),
+    description="Great Expectations checks on the data behind a team's features.",
+)
+REGISTRY_KINDS = frozenset(
+    {"Entity", "DataSource", "FeatureView", "OnDemandFeatureView", "StreamFeatureView", "FeatureService", "OnlineTable"}
+)
+#: Feast's telemetry off in the worker, whatever the caller's environment says.
+WORKER_ENV = {"FEAST_USAGE": "False", "GX_ANALYTICS_ENABLED": "False"}
+
+
+def key(team: str, kind: str, name: str) -> str:
+    return f"{PLANE}/{team}/{kind}/{name}"
+
+
+def _digest(body: Any) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class FeaturesPlane(Plane):
+    name = PLANE
+    order = 30
+    # Feast's registry keeps the source's class in its own field, not in the stored spec.
+    ignored_fields: ClassVar[Mapping[str, Sequence[FieldPath]]] = {"DataSource": (("data_source_class_type",),)}
+
+    def __init__(self) -> None:
+        self.worker = Worker("shipyard.planes.features.tasks", env=WORKER_ENV)
+        self._seen: dict[tuple[Path, str], _Seen] = {}  # what desired read, for observe/check/apply
+
+    # -- reading the repo -------------------------------------------------------------------------
+
+    def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
+        seen = self._read(ctx)
+        for team, found in seen.teams.items():
+            for obj in found["objects"]:
+                yield Resource(PLANE, obj["kind"], key(team, obj["kind"], obj["name"]), obj["body"])
+            for check in seen.checks_of(team):
+                body = check.spec.model_dump(mode="json", by_alias=True)
+                yield Resource(PLANE, "DataCheck", key(team, "DataCheck", check.name), body, check.source)
+            if ctx.environment == "local":
+                yield from self._materializations(seen, team, found)
+
+    def _read(self, ctx: DesiredContext) -> _Seen:
+        cached = self._seen.get((ctx.root, ctx.environment))
+        if cached is not None and cached.specs is ctx.specs:
+            return cached
+        store = _store_spec(ctx)
+        teams = [t.name for t in ctx.specs.of_kind("Team") if (ctx.root / PLANE / t.name).is_dir()]
+        settings = {
+            team: {"config": repo_config(store, team, ctx.root), "offline": offline_uri(store, team)} for team in teams
+        }
+        found = self.worker.call("desired", root=str(ctx.root), teams=settings, infra=ctx.environment == "local")
+        seen = _Seen(ctx, store, found)
+        if ctx.environment == "local":
+            uris = {
+                f"{team}/{view}": found[team]["sources"][source]
+                for team in teams
+                for view, source in found[team]["views"].items()
+                if source in found[team]["sources"]
+            }
+            seen.newest = self.worker.call("newest", uris=uris, root=str(ctx.root))
+        self._seen[(ctx.root, ctx.environment)] = seen
+        return seen
+
+    def _materializations(self, seen: _Seen, team: str, found: dict[str, Any]) -> Iterator[Resource]:
+        lookback = timedelta(days=seen.store.materialization.lookback_days)
+        views = {o["name"]: o["body"] for o in found["objects"] if o["kind"] == "FeatureView" and o["body"].get("online")}
+        for view, body in sorted(views.items()):
+            newest = seen.newest.get(f"{team}/{view}")
+            if newest is None:
+                continue  # no data yet: check() says so
+            end = datetime.fromisoformat(newest)
+            window = {"featureView": view, "start": (end - lookback).isoformat(), "end": end.isoformat()}
+            # A changed view is materialized again, even over the same window.
+            yield Resource(PLANE, "Materialization", key(team, "Materialization", view), window | {"view": _digest(body)})
+
+    def check(self, ctx: DesiredContext) -> Iterable[Diagnostic]:
+        """Each DataCheck on a sample of its data, where this machine can read the data."""
+        seen = self._read(ctx)
+        for team in seen.teams:
+            for check in seen.checks_of(team):
+                views = {o["name"] for o in seen.teams[team]["objects"] if o["kind"] == "FeatureView"}
+                for index, view in enumerate(check.spec.feature_views):
+                    if view not in views:
+                        yield check.diagnostic(
+                            ("spec", "featureViews", index),
+                            got=f"'{view}'",
+                            expected=f"a feature view of features/{team}: {', '.join(sorted(views)) or 'none'}",
+                        )
+                path = data_path(seen.root, seen.store, team, check.spec)
+                if "://" in path:
+                    continue  # cloud data is checked by the environment's own jobs, not from a laptop
+                result = self.worker.call("check", path=path, expectations=_expectations(check), sample_rows=check.spec.sample_rows)
+                yield from check_findings(check, path, result, sampled=True)
+
+    # -- the local target -------------------------------------------------------------------------
+
+    def observe(self, target: Target) -> Iterable[Resource]:
+        if not target.is_local:
+            return super().observe(target)
+        seen = self._seen.get((target.root, "local"))
+        if seen is None:
+            raise UserError("the features plane observes a target only after planning it", hint="run shipyard plan")
+        registries = _registered_teams(target.root, seen.store)
+        configs = {team: repo_config(seen.store, team, target.root) for team in registries}
+        resources = []
+        for team, objects in self.worker.call("observe", teams=configs).items():
+            resources += [Resource(PLANE, o["kind"], key(team, o["kind"], o["name"]), o["body"]) for o in objects]
+        return resources + list(_records(target))
+
+    def apply(self, change: Change, target: Target) -> None:
+        if not target.is_local:
+            return super().apply(change, target)
+        _, team, kind, name = change.key.split("/", 3)
+        seen = self._seen[(target.root, "local")]
+        if kind in REGISTRY_KINDS:
+            # Feast applies a team's whole project at once; repeating it for the project's
+            # other changes finds nothing left to do.
+            config = repo_config(seen.store, team, target.root)
+            self.worker.call("apply", root=str(target.root), team=team, config=config, offline=offline_uri(seen.store, team))
+        elif change.action is Action.DELETE:
+            _records(target).delete(change.key)
+        elif kind == "DataCheck":
+            _records(target).put(change.desired)
+        elif kind == "Materialization":
+            self._materialize(seen, team, change.desired, target)
+
+    def _materialize(self, seen: _Seen, team: str, window: Resource, target: Target) -> None:
+        view = window.body["featureView"]
+        failures: list[Diagnostic] = []
+        for check in (c for c in seen.checks_of(team) if view in c.spec.feature_views):
+            path = data_path(target.root, seen.store, team, check.spec)
+            result = self.worker.call("check", path=path, expectations=_expectations(check), sample_rows=None)
+            failures += check_findings(check, path, result, sampled=False)
+        if failures:
+            raise DataCheckFailed(failures, f"{team}/{view} was not materialized")
+        self.worker.call(
+            "materialize",
+            team=team,
+            config=repo_config(seen.store, team, target.root),
+            views=[view],
+            start=window.body["start"],
+            end=window.body["end"],
+        )
+        _records(target).put(window)
+
+
+class _Seen:
+    """One reading of the repo for an environment: specs, store config and what Feast found."""
+
+    def __init__(self, ctx: DesiredContext, store: FeatureStoreSpec, teams: dict[str, Any]) -> None:
+        self.specs = ctx.specs
+        self.root = ctx.root
+        self.store = store
+        self.teams = teams
+        self.newest: dict[str, str | None] = {}
+
+    def checks_of(self, team: str) -> list[Spec]:
+        return [c for c in self.specs.of_kind(DATA_CHECK.name) if c.team == team]
+
+
+
+def _store_spec(ctx: DesiredContext) -> FeatureStoreSpec:
+    for spec in ctx.specs.of_kind(FEATURE_STORE.name):
+        if spec.name == ctx.environment:
+            store: FeatureStoreSpec = spec.spec
+            return store
+    raise UserError(
+        f"no feature store is declared for environment '{ctx.environment}'",
+        hint=f"add features/stores/{ctx.environment}.yaml (kind: FeatureStore)",
+    )
+
+
+def data_path(root: Path, store: FeatureStoreSpec, team: str, check: DataCheckSpec) -> str:
+    """The file a check reads, in the environment's offline store (anchored at the repo when local)."""
+    uri = f"{offline_uri(store, team)}/{check.path}"
+    return uri if "://" in uri else str(root / uri)
+
+
+def _registered_teams(root: Path, store: FeatureStoreSpec) -> list[str]:
+    """Teams with a local registry file: also those whose features were removed from the repo."""
+    pattern = store.registry.path
+    if store.registry.type != "file" or "://" in pattern:
+        return []
+    prefix, suffix = pattern.split("{team}", 1)
+    return sorted(p.relative_to(root / prefix).parts[0] for p in root.glob(pattern.replace("{team}", "*")) if p.is_file())
+
+
+def _records(target: Target) -> ResourceStore:
+    """What the local target holds beside Feast's registry: applied checks and materialized windows."""
+    return ResourceStore(target.state_dir / PLANE)
+
+
+def _expectations(check: Spec) -> list[dict[str, Any]]:
+    spec: DataCheckSpec = check.spec
+    return [e.model_dump(mode="json", by_alias=True) for e in spec.expectations]
+
+
+@hookimpl
+def shipyard_kinds() -> list[Kind]:
+    return [FEATURE_STORE, DATA_CHECK]
+
+
+@hookimpl
+def shipyard_planes() -> list[Plane]:
+    return [FeaturesPlane()]

@@ -1,0 +1,117 @@
+"""Runs a DataCheck's expectations on a data frame with Great Expectations 1.x.
+
+Used by the features worker (a sample during plan, everything before
+materialization) and by training pipelines (the gate before training). Each
+failure names the expectation, the column, how many rows broke it and a few of
+the values, so the report reads without opening GX's own output.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+SAMPLE_VALUES = 5
+
+
+def suite(expectations: list[dict[str, Any]], now: datetime | None = None) -> list[Any]:
+    """GX expectation objects for the spec's expectations (camelCase dicts, as written in YAML)."""
+    import great_expectations as gx
+
+    now = now or datetime.now(UTC)
+    built = []
+    for e in expectations:
+        kind = e["expect"]
+        if kind == "notNull":
+            built.append(gx.expectations.ExpectColumnValuesToNotBeNull(column=e["column"]))
+        elif kind == "between":
+            built.append(
+                gx.expectations.ExpectColumnValuesToBeBetween(
+                    column=e["column"], min_value=e.get("min"), max_value=e.get("max")
+                )
+            )
+        elif kind == "inSet":
+            built.append(gx.expectations.ExpectColumnValuesToBeInSet(column=e["column"], value_set=e["values"]))
+        elif kind == "unique":
+            if len(e["columns"]) == 1:
+                built.append(gx.expectations.ExpectColumnValuesToBeUnique(column=e["columns"][0]))
+            else:
+                built.append(gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=e["columns"]))
+        elif kind == "fresh":
+            oldest = now - timedelta(hours=e["maxAgeHours"])
+            built.append(gx.expectations.ExpectColumnMaxToBeBetween(column=e["column"], min_value=oldest))
+        elif kind == "rowCount":
+            built.append(gx.expectations.ExpectTableRowCountToBeBetween(min_value=e["min"], max_value=e.get("max")))
+        else:  # the spec model admits nothing else
+            raise ValueError(f"unknown expectation {kind!r}")
+    return built
+
+
+def validate(frame: pd.DataFrame, expectations: list[dict[str, Any]], now: datetime | None = None) -> list[dict[str, Any]]:
+    """The failed expectations, in spec order: ``index``, ``expectation``, ``column``, counts and sample values."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    batch = (
+        context.data_sources.add_pandas("data")
+        .add_dataframe_asset("frame")
+        .add_batch_definition_whole_dataframe("all")
+        .get_batch(batch_parameters={"dataframe": frame})
+    )
+    built = suite(expectations, now)
+    failures = []
+    for index, (spec, expectation) in enumerate(zip(expectations, built, strict=True)):
+        result = batch.validate(expectation)
+        if result.success:
+            continue
+        detail = result.result or {}
+        failures.append(
+            {
+                "index": index,
+                "expect": spec["expect"],
+                "expectation": expectation.expectation_type,
+                "column": spec.get("column") or ",".join(spec.get("columns", [])),
+                "rows": len(frame),
+                "unexpectedCount": detail.get("unexpected_count"),
+                "observed": _plain(detail.get("observed_value")),
+                "samples": [_plain(v) for v in (detail.get("partial_unexpected_list") or [])[:SAMPLE_VALUES]],
+                "error": (result.exception_info or {}).get("exception_message") if not result.result else None,
+            }
+        )
+    return failures
+
+
+def describe(failure: dict[str, Any]) -> str:
+    """One line for a report: what broke, how often, and what the bad values look like."""
+    what = f"{failure['expectation']} on '{failure['column']}'" if failure["column"] else failure["expectation"]
+    if failure.get("unexpectedCount") is not None:
+        found = f"{failure['unexpectedCount']} of {failure['rows']} rows unexpected"
+    elif failure.get("observed") is not None:
+        found = f"observed {failure['observed']}"
+    else:
+        found = failure.get("error") or "failed"
+    samples = f" (e.g. {', '.join(map(str, failure['samples']))})" if failure.get("samples") else ""
+    return f"{what}: {found}{samples}"
+
+
+def _plain(value: Any) -> Any:
+    # NaN, timestamps and numpy scalars become JSON-friendly text or numbers.
+    if value is None:
+        return None
+    if isinstance(value, float) and value != value:
+        return "null"
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value

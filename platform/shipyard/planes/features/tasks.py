@@ -1,0 +1,224 @@
+"""The features worker: everything that imports Feast or runs a team's feature definitions.
+
+Runs in its own process (``shipyard.sdk.worker``); the plane sends it plain JSON.
+Objects travel as Feast's own protos turned into dicts, minus the timestamps
+Feast stamps on them, so desired and observed compare field by field.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+# Feast's repo parser and store, imported once per worker.
+from feast import FeatureStore, FileSource, RepoConfig
+from feast.repo_contents import RepoContents
+from feast.repo_operations import parse_repo
+from google.protobuf.json_format import MessageToDict
+
+from shipyard.planes.features import checks
+from shipyard.sdk.errors import UserError
+
+#: Feast's registry proto fields → our Resource kinds.
+REGISTRY_KINDS = {
+    "entities": "Entity",
+    "data_sources": "DataSource",
+    "feature_views": "FeatureView",
+    "on_demand_feature_views": "OnDemandFeatureView",
+    "stream_feature_views": "StreamFeatureView",
+    "feature_services": "FeatureService",
+}
+DUMMY_ENTITY = "__dummy"  # Feast's stand-in for entity-less views; not something a team declares
+
+
+def _clean(value: Any) -> Any:
+    """Drop Feast's bookkeeping (``meta``: created/updated timestamps) at every level."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items() if k != "meta"}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def registry_objects(registry_proto: Any, project: str) -> list[dict[str, Any]]:
+    """``{kind, name, body}`` for every object of ``project`` in a Feast registry proto."""
+    data = MessageToDict(registry_proto, preserving_proto_field_name=True)
+    objects = []
+    for field, kind in REGISTRY_KINDS.items():
+        for item in data.get(field, []):
+            body = _clean(item.get("spec", item))
+            if body.get("project", project) != project or body.get("name") == DUMMY_ENTITY:
+                continue
+            body.pop("project", None)
+            objects.append({"kind": kind, "name": body["name"], "body": body})
+    return objects
+
+
+def infra_objects(infra_proto: Any) -> list[dict[str, Any]]:
+    """Online store tables Feast plans for the views; the table name is what identifies them."""
+    data = MessageToDict(infra_proto, preserving_proto_field_name=True)
+    objects = []
+    for item in data.get("infra_objects", []):
+        kind = item["infra_object_class_type"].rsplit(".", 1)[-1]
+        table = next(v for k, v in item.items() if k != "infra_object_class_type")
+        objects.append({"kind": "OnlineTable", "name": table["name"], "body": {"type": kind, "name": table["name"]}})
+    return objects
+
+
+@contextlib.contextmanager
+def _team_repo(root: Path, team: str, offline: str) -> Iterator[RepoContents]:
+    """Parse ``features/<team>/`` the way ``feast apply`` does, then forget its modules.
+
+    Every team's repo has modules with the same names (``features.py``), so they are
+    dropped from ``sys.modules`` afterwards; otherwise the next team would see them.
+    """
+    repo = root / "features" / team
+    before = set(sys.modules)
+    cwd = Path.cwd()
+    os.environ["SHIPYARD_OFFLINE_URI"] = offline
+    sys.path.insert(0, str(repo))
+    try:
+        os.chdir(repo)
+        try:
+            yield parse_repo(repo) if repo.is_dir() else _empty()
+        except (ImportError, SyntaxError, NameError, TypeError, ValueError) as error:
+            raise UserError(
+                f"features/{team}: the Feast definitions failed to load: {type(error).__name__}: {error}",
+                hint=f"run `python -c 'import features' ` in features/{team} to see the full error",
+            ) from error
+    finally:
+        os.chdir(cwd)
+        sys.path.remove(str(repo))
+        _forget(set(sys.modules) - before, repo)
+
+
+def _forget(names: set[str], folder: Path) -> None:
+    """Drop the modules loaded from ``folder``; libraries they imported stay loaded (some cannot reload)."""
+    for name in names:
+        file = getattr(sys.modules[name], "__file__", None) or ""
+        if file.startswith(str(folder)) or name.startswith("shipyard_pipeline_"):
+            del sys.modules[name]
+
+
+def _empty() -> RepoContents:
+    return RepoContents(
+        projects=[],
+        data_sources=[],
+        entities=[],
+        feature_views=[],
+        feature_services=[],
+        on_demand_feature_views=[],
+        stream_feature_views=[],
+        label_views=[],
+        permissions=[],
+    )
+
+
+def _store(config: dict[str, Any]) -> FeatureStore:
+    return FeatureStore(config=RepoConfig(**config), repo_path=config["repo_path"])
+
+
+def _plan_error(team: str, error: Exception) -> UserError:
+    return UserError(f"features/{team}: Feast refused the definitions: {error}", hint="fix the feature repo and plan again")
+
+
+def task_desired(root: str, teams: dict[str, dict[str, Any]], infra: bool) -> dict[str, Any]:
+    """Each team's objects, as ``FeatureStore.plan`` sees them against an empty registry.
+
+    ``teams`` maps a team to its store config and offline URI. Planning against a scratch
+    registry runs Feast's own validation and inference without touching any target.
+    """
+    out: dict[str, Any] = {}
+    for team, settings in teams.items():
+        with tempfile.TemporaryDirectory(prefix="shipyard-feast-") as scratch:
+            config = dict(settings["config"])
+            config["registry"] = {"registry_type": "file", "path": f"{scratch}/registry.db", "cache_ttl_seconds": 0}
+            config["online_store"] = {"type": "sqlite", "path": f"{scratch}/online.db"}
+            config["provider"] = "local"
+            with _team_repo(Path(root), team, settings["offline"]) as contents:
+                try:
+                    _, _, new_infra = _store(config).plan(contents)
+                except (ValueError, TypeError) as error:
+                    raise _plan_error(team, error) from error
+                objects = registry_objects(contents.to_registry_proto(), team)
+                if infra:
+                    objects += infra_objects(new_infra.to_proto())
+                sources = {ds.name: ds.path for ds in contents.data_sources if isinstance(ds, FileSource)}
+                views = {fv.name: fv.batch_source.name for fv in contents.feature_views if fv.batch_source is not None}
+        out[team] = {"objects": objects, "sources": sources, "views": views}
+    return out
+
+
+def task_observe(teams: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Each team's objects as registered in its environment's Feast registry."""
+    out = {}
+    for team, config in teams.items():
+        store = _store(config)
+        objects = registry_objects(store.registry.proto(), team)
+        objects += infra_objects(store.registry.get_infra(team).to_proto())
+        out[team] = objects
+    return out
+
+
+def task_apply(root: str, team: str, config: dict[str, Any], offline: str) -> str:
+    """Make the team's registry and online tables match its repo (``feast apply``); idempotent."""
+    for path in (config["registry"]["path"], config["online_store"].get("path")):
+        if path and "://" not in path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    store = _store(config)
+    with _team_repo(Path(root), team, offline) as contents:
+        try:
+            registry_diff, infra_diff, new_infra = store.plan(contents)
+        except (ValueError, TypeError) as error:
+            raise _plan_error(team, error) from error
+        store._apply_diffs(registry_diff, infra_diff, new_infra)  # what `feast apply` runs after its plan
+    return registry_diff.to_string()
+
+
+def task_newest(uris: dict[str, str], root: str) -> dict[str, str | None]:
+    """The newest event time in each view's data (its materialization watermark), or None without data."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    newest: dict[str, str | None] = {}
+    for view, uri in uris.items():
+        path = Path(root) / uri if "://" not in uri else None
+        if path is None or not path.exists():
+            newest[view] = None
+            continue
+        column = pq.read_table(path, columns=["event_timestamp"]).column("event_timestamp")
+        value = pc.max(column).as_py()
+        newest[view] = None if value is None else value.isoformat()
+    return newest
+
+
+def task_materialize(team: str, config: dict[str, Any], views: list[str], start: str, end: str) -> None:
+    """Load ``[start, end]`` of the views into the online store; repeating it writes the same rows."""
+    store = _store(config)
+    store.materialize(datetime.fromisoformat(start), datetime.fromisoformat(end), feature_views=views)
+
+
+def task_check(path: str, expectations: list[dict[str, Any]], sample_rows: int | None) -> dict[str, Any]:
+    """Run one DataCheck on a parquet file: on a sample of ``sample_rows`` when given.
+
+    Row counts are always taken on the whole file; a sample's size says nothing about it.
+    """
+    import pandas as pd
+
+    if not Path(path).exists():
+        return {"missing": True, "failures": []}
+    frame = pd.read_parquet(path)
+    if sample_rows is None or len(frame) <= sample_rows:
+        return {"missing": False, "rows": len(frame), "failures": checks.validate(frame, expectations)}
+    whole = [i for i, e in enumerate(expectations) if e["expect"] == "rowCount"]
+    failures = [f for f in checks.validate(frame.sample(n=sample_rows, random_state=0), expectations) if f["index"] not in whole]
+    if whole:
+        counted = checks.validate(frame, [expectations[i] for i in whole])
+        failures += [dict(f, index=whole[f["index"]]) for f in counted]
+    return {"missing": False, "rows": sample_rows, "failures": sorted(failures, key=lambda f: f["index"])}

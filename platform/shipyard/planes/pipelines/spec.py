@@ -1,0 +1,79 @@
+"""The ``Pipeline`` kind: a team's KFP v2 pipeline, its parameters, schedule and GPU needs."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, field_validator
+
+from shipyard.planes.tenancy.spec import Owner
+from shipyard.sdk.kinds import NAME_PATTERN, SpecModel
+
+# Five cron fields, each *, a number, a range, a list or a step.
+_CRON_FIELD = r"(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?(,(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?)*"
+CRON_PATTERN = rf"^{_CRON_FIELD}( {_CRON_FIELD}){{4}}$"
+PARAMETER_PATTERN = r"^[a-z_][a-z0-9_]*$"
+#: Parameters the platform fills in for the target; a spec cannot set them.
+PLATFORM_PARAMETERS = frozenset(
+    {
+        "feature_store",
+        "offline_uri",
+        "data_checks",
+        "mlflow_tracking_uri",
+        "mlflow_artifact_root",
+        "experiment",
+        "registered_model",
+    }
+)
+
+
+class Schedule(SpecModel):
+    cron: str = Field(pattern=CRON_PATTERN, description="Five-field cron (minute hour day month weekday), in UTC")
+    paused: bool = Field(default=False, description="Keep the recurring run but do not start new runs")
+
+
+class GpuTask(SpecModel):
+    """GPUs for one task: the platform adds the accelerator limit, the GPU pool toleration and node selector."""
+
+    task: str = Field(pattern=r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$", description="The task's name in the pipeline")
+    count: int = Field(default=1, ge=1, le=16, description="GPUs the task needs")
+    pool: str = Field(pattern=NAME_PATTERN, description="The GPU node pool to run on (infra node pool name)")
+    accelerator: str = Field(default="nvidia.com/gpu", description="The accelerator resource type")
+
+
+class PipelineSpec(SpecModel):
+    source: str = Field(
+        default="pipeline.py",
+        pattern=r"^[A-Za-z0-9_-]+\.py$",
+        description="The Python file beside this spec that defines the pipeline",
+    )
+    function: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="The @dsl.pipeline function; optional when the file defines exactly one",
+    )
+    owner: Owner
+    experiment: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="MLflow/KFP experiment name")
+    registered_model: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="MLflow registered model the run produces"
+    )
+    schedule: Schedule | None = None
+    parameters: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="Values for the pipeline function's parameters"
+    )
+    gpu: list[GpuTask] = Field(default_factory=list, description="Tasks that need GPUs")
+    compiled: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]+\.ya?ml$",
+        description="A committed compiled IR file beside this spec, kept equal to a fresh compile",
+    )
+
+    @field_validator("parameters")
+    @classmethod
+    def _team_parameters(cls, value: dict[str, object]) -> dict[str, object]:
+        for name in value:
+            if name in PLATFORM_PARAMETERS:
+                raise ValueError(f"'{name}' is filled in by the platform for each target; remove it")
+            if not re.match(PARAMETER_PATTERN, name):
+                raise ValueError(f"'{name}' is not a Python parameter name")
+        return value
