@@ -18,6 +18,7 @@ export DO_NOT_TRACK := true
 
 up: install ## validate, plan and apply against the local target
 	$(RUN) shipyard validate
+	$(RUN) shipyard seed
 	$(RUN) shipyard plan --target local
 	$(RUN) shipyard apply --target local
 

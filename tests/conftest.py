@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,6 +72,16 @@ def repo(tmp_path: Path) -> Path:
     git(root, "init", "-q", "-b", "main")
     write(root, {"platform/teams/fraud.yaml": team_yaml("fraud"), "platform/teams/search.yaml": team_yaml("search")})
     commit(root, "teams")
+    return root
+
+
+def example_repo(where: Path) -> Path:
+    """The template's own example content (teams, features, pipelines) in a throwaway git repo."""
+    root = where / "repo"
+    for folder in ("platform/teams", "features", "pipelines"):
+        shutil.copytree(REPO_ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    git(root, "init", "-q", "-b", "main")
+    commit(root, "example content")
     return root
 
 

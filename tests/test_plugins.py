@@ -65,7 +65,10 @@ def test_a_kind_defined_twice_is_refused() -> None:
         discover(extra=[("clash", clash)])
 
 
-def test_shipyard_plugins_lists_them(shipyard: Callable[..., Result], repo: Path) -> None:
+def test_shipyard_plugins_lists_them(
+    shipyard: Callable[..., Result], repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # one row per plugin
     result = shipyard("plugins", repo=repo)
     assert result.code == 0
     lines = {line.split()[0]: line.split() for line in result.out.splitlines()[1:]}
@@ -78,6 +81,8 @@ def test_shipyard_plugins_json(shipyard: Callable[..., Result], repo: Path) -> N
 
     rows = json.loads(shipyard("plugins", "--format", "json", repo=repo).out)
     assert {r["name"]: r["distribution"] for r in rows} == {
+        "features": "shipyard",
+        "pipelines": "shipyard",
         "tenancy": "shipyard",
         "vectordb": "shipyard-example-vectordb",
     }

@@ -35,7 +35,7 @@ def transactions(rng: np.random.Generator, users: int, days: int, end: datetime)
     night = np.isin(event_timestamp.hour, [0, 1, 2, 3, 4])
     risk = (
         -5.0
-        + 1.6 * np.log1p(amount / base)
+        + 3.0 * np.log(amount / base)
         + 1.8 * foreign
         + 0.9 * night
         + np.vectorize(CATEGORY_RISK.get)(category)

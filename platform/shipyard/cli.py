@@ -210,9 +210,17 @@ def plugins(session: Session, fmt: str) -> None:
         ]
         click.echo(json.dumps(rows, indent=2))
         return
-    from rich.table import Table
+    from rich.table import Column, Table
 
-    table = Table("plugin", "distribution", "version", "kinds", "planes", "policies", box=None)
+    table = Table(
+        Column("plugin", no_wrap=True),
+        Column("distribution", no_wrap=True),
+        "version",
+        "kinds",
+        "planes",
+        "policies",
+        box=None,
+    )
     for info in infos:
         table.add_row(
             info.name,
@@ -259,6 +267,76 @@ def schema(session: Session, out: Path | None, check: bool) -> None:
         click.echo(f"wrote {path}")
     if stale:
         click.echo("out of date: " + ", ".join(stale) + " (run: shipyard schema)", err=True)
+        raise click.exceptions.Exit(EXIT_USER)
+
+
+@cli.command()
+@click.option(
+    "--team", "teams", multiple=True, help="Only this team (repeatable). Default: every team with a generator."
+)
+@click.option(
+    "--seed", "seed_value", default=7, show_default=True, help="Random seed: the same seed gives the same rows."
+)
+@click.option(
+    "--corrupt",
+    type=click.Choice(["nulls", "range"]),
+    help="Damage the data (nulls or out-of-range values) to see the data checks stop it.",
+)
+@click.option("--force", is_flag=True, help="Write new data even where some exists.")
+@pass_session
+def seed(session: Session, teams: tuple[str, ...], seed_value: int, corrupt: str | None, force: bool) -> None:
+    """Write each team's synthetic data into the local target's offline store.
+
+    Teams opt in with features/<team>/synthetic.py. Existing data is kept unless
+    --force or --corrupt is given. Then `shipyard plan` runs the data checks on it.
+    """
+    from shipyard.engine.planner import validate as load
+    from shipyard.planes.features.seed import seed as write
+
+    for seeded in write(
+        session.root,
+        load(session.registry, session.root).specs,
+        teams=teams,
+        seed_value=seed_value,
+        corrupt=corrupt,
+        force=force,
+    ):
+        verb = "kept existing data in" if seeded.skipped else "wrote"
+        click.echo(f"{seeded.team}: {verb} {seeded.folder.relative_to(session.root)}")
+
+
+@cli.command()
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if a committed compiled file is out of date.")
+@pass_session
+def compile(session: Session, check: bool) -> None:  # noqa: A001 - the command is named for what it does
+    """Compile every Pipeline to KFP IR YAML, in a worker process.
+
+    Writes the IR beside each pipeline whose spec names a `compiled:` file (kept in
+    git for reviewers who want the raw IR); `shipyard plan` fails while one is stale.
+    """
+    from shipyard.engine.planner import validate as load
+    from shipyard.planes.pipelines import PIPELINE, PipelinesPlane, key
+    from shipyard.sdk import DesiredContext
+
+    specs = load(session.registry, session.root).specs
+    plane = session.registry.plane("pipelines")
+    assert isinstance(plane, PipelinesPlane)
+    fresh = plane.compiled(DesiredContext(session.root, specs, "local"))
+    stale = []
+    for spec in specs.of_kind(PIPELINE.name):
+        ir = fresh[key(str(spec.team), spec.name)]
+        click.echo(f"compiled {spec.team}/{spec.name} ({len(ir.splitlines())} lines of IR)")
+        if spec.spec.compiled is None:
+            continue
+        path = session.root / "pipelines" / str(spec.team) / spec.name / spec.spec.compiled
+        if check:
+            if not path.is_file() or path.read_text(encoding="utf-8") != ir:
+                stale.append(str(path.relative_to(session.root)))
+        else:
+            path.write_text(ir, encoding="utf-8")
+            click.echo(f"wrote {path.relative_to(session.root)}")
+    if stale:
+        click.echo("out of date: " + ", ".join(stale) + " (run: shipyard compile)", err=True)
         raise click.exceptions.Exit(EXIT_USER)
 
 

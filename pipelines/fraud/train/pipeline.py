@@ -46,6 +46,7 @@ def training_set(feature_store: str, offline_uri: str, gate: str, examples: dsl.
     frame = store.get_historical_features(
         entity_df=entity_df, features=store.get_feature_service("fraud_scorer")
     ).to_df()
+    frame["hour"] = frame["event_timestamp"].dt.hour
     frame.sort_values(["event_timestamp", "user_id"], kind="stable").to_parquet(examples.path, index=False)
 
 
@@ -68,7 +69,7 @@ def train(
     import pandas as pd
     from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 
-    features = ["amount", "is_foreign", "txn_count_7d", "amount_mean_7d", "amount_max_7d", "foreign_ratio_7d"]
+    features = ["amount", "is_foreign", "hour", "txn_count_7d", "amount_mean_7d", "amount_max_7d", "foreign_ratio_7d"]
     frame = pd.read_parquet(examples.path).dropna(subset=features)
     cut = int(len(frame) * (1 - test_fraction))  # the newest events are held out, as in production
     train_set, test_set = frame.iloc[:cut], frame.iloc[cut:]

@@ -97,8 +97,12 @@ class FeaturesPlane(Plane):
         cached = self._seen.get((ctx.root, ctx.environment))
         if cached is not None and cached.specs is ctx.specs:
             return cached
-        store = _store_spec(ctx)
         teams = [t.name for t in ctx.specs.of_kind("Team") if (ctx.root / PLANE / t.name).is_dir()]
+        if not teams and not ctx.specs.of_kind(DATA_CHECK.name):
+            seen = _Seen(ctx, None, {})
+            self._seen[(ctx.root, ctx.environment)] = seen
+            return seen
+        store = _store_spec(ctx)
         settings = {
             team: {"config": repo_config(store, team, ctx.root), "offline": offline_uri(store, team)} for team in teams
         }
@@ -117,7 +121,9 @@ class FeaturesPlane(Plane):
 
     def _materializations(self, seen: _Seen, team: str, found: dict[str, Any]) -> Iterator[Resource]:
         lookback = timedelta(days=seen.store.materialization.lookback_days)
-        views = {o["name"]: o["body"] for o in found["objects"] if o["kind"] == "FeatureView" and o["body"].get("online")}
+        views = {
+            o["name"]: o["body"] for o in found["objects"] if o["kind"] == "FeatureView" and o["body"].get("online")
+        }
         for view, body in sorted(views.items()):
             newest = seen.newest.get(f"{team}/{view}")
             if newest is None:
@@ -125,7 +131,9 @@ class FeaturesPlane(Plane):
             end = datetime.fromisoformat(newest)
             window = {"featureView": view, "start": (end - lookback).isoformat(), "end": end.isoformat()}
             # A changed view is materialized again, even over the same window.
-            yield Resource(PLANE, "Materialization", key(team, "Materialization", view), window | {"view": _digest(body)})
+            yield Resource(
+                PLANE, "Materialization", key(team, "Materialization", view), window | {"view": _digest(body)}
+            )
 
     def check(self, ctx: DesiredContext) -> Iterable[Diagnostic]:
         """Each DataCheck on a sample of its data, where this machine can read the data."""
@@ -143,7 +151,9 @@ class FeaturesPlane(Plane):
                 path = data_path(seen.root, seen.store, team, check.spec)
                 if "://" in path:
                     continue  # cloud data is checked by the environment's own jobs, not from a laptop
-                result = self.worker.call("check", path=path, expectations=_expectations(check), sample_rows=check.spec.sample_rows)
+                result = self.worker.call(
+                    "check", path=path, expectations=_expectations(check), sample_rows=check.spec.sample_rows
+                )
                 yield from check_findings(check, path, result, sampled=True)
 
     # -- the local target -------------------------------------------------------------------------
@@ -154,6 +164,8 @@ class FeaturesPlane(Plane):
         seen = self._seen.get((target.root, "local"))
         if seen is None:
             raise UserError("the features plane observes a target only after planning it", hint="run shipyard plan")
+        if seen.store is None:
+            return list(_records(target))
         registries = _registered_teams(target.root, seen.store)
         configs = {team: repo_config(seen.store, team, target.root) for team in registries}
         resources = []
@@ -170,7 +182,9 @@ class FeaturesPlane(Plane):
             # Feast applies a team's whole project at once; repeating it for the project's
             # other changes finds nothing left to do.
             config = repo_config(seen.store, team, target.root)
-            self.worker.call("apply", root=str(target.root), team=team, config=config, offline=offline_uri(seen.store, team))
+            self.worker.call(
+                "apply", root=str(target.root), team=team, config=config, offline=offline_uri(seen.store, team)
+            )
         elif change.action is Action.DELETE:
             _records(target).delete(change.key)
         elif kind == "DataCheck":
@@ -201,7 +215,7 @@ class FeaturesPlane(Plane):
 class _Seen:
     """One reading of the repo for an environment: specs, store config and what Feast found."""
 
-    def __init__(self, ctx: DesiredContext, store: FeatureStoreSpec, teams: dict[str, Any]) -> None:
+    def __init__(self, ctx: DesiredContext, store: FeatureStoreSpec | None, teams: dict[str, Any]) -> None:
         self.specs = ctx.specs
         self.root = ctx.root
         self.store = store
@@ -210,7 +224,6 @@ class _Seen:
 
     def checks_of(self, team: str) -> list[Spec]:
         return [c for c in self.specs.of_kind(DATA_CHECK.name) if c.team == team]
-
 
 
 def _store_spec(ctx: DesiredContext) -> FeatureStoreSpec:
@@ -236,7 +249,9 @@ def _registered_teams(root: Path, store: FeatureStoreSpec) -> list[str]:
     if store.registry.type != "file" or "://" in pattern:
         return []
     prefix, suffix = pattern.split("{team}", 1)
-    return sorted(p.relative_to(root / prefix).parts[0] for p in root.glob(pattern.replace("{team}", "*")) if p.is_file())
+    return sorted(
+        p.relative_to(root / prefix).parts[0] for p in root.glob(pattern.replace("{team}", "*")) if p.is_file()
+    )
 
 
 def _records(target: Target) -> ResourceStore:

@@ -50,7 +50,9 @@ def suite(expectations: list[dict[str, Any]], now: datetime | None = None) -> li
     return built
 
 
-def validate(frame: pd.DataFrame, expectations: list[dict[str, Any]], now: datetime | None = None) -> list[dict[str, Any]]:
+def validate(
+    frame: pd.DataFrame, expectations: list[dict[str, Any]], now: datetime | None = None
+) -> list[dict[str, Any]]:
     """The failed expectations, in spec order: ``index``, ``expectation``, ``column``, counts and sample values."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig

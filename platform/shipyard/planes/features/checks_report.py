@@ -27,7 +27,6 @@ def check_findings(check: Spec, path: str, result: dict[str, Any], *, sampled: b
     def snippet(position: Any) -> str | None:
         return check.lines[position.line - 1] if 0 < position.line <= len(check.lines) else None
 
-
     if result["missing"]:
         yield Diagnostic(
             RULE,

@@ -125,7 +125,9 @@ def _store(config: dict[str, Any]) -> FeatureStore:
 
 
 def _plan_error(team: str, error: Exception) -> UserError:
-    return UserError(f"features/{team}: Feast refused the definitions: {error}", hint="fix the feature repo and plan again")
+    return UserError(
+        f"features/{team}: Feast refused the definitions: {error}", hint="fix the feature repo and plan again"
+    )
 
 
 def task_desired(root: str, teams: dict[str, dict[str, Any]], infra: bool) -> dict[str, Any]:
@@ -217,7 +219,9 @@ def task_check(path: str, expectations: list[dict[str, Any]], sample_rows: int |
     if sample_rows is None or len(frame) <= sample_rows:
         return {"missing": False, "rows": len(frame), "failures": checks.validate(frame, expectations)}
     whole = [i for i, e in enumerate(expectations) if e["expect"] == "rowCount"]
-    failures = [f for f in checks.validate(frame.sample(n=sample_rows, random_state=0), expectations) if f["index"] not in whole]
+    failures = [
+        f for f in checks.validate(frame.sample(n=sample_rows, random_state=0), expectations) if f["index"] not in whole
+    ]
     if whole:
         counted = checks.validate(frame, [expectations[i] for i in whole])
         failures += [dict(f, index=whole[f["index"]]) for f in counted]

@@ -165,12 +165,16 @@ class PipelinesPlane(Plane):
 def _problems(spec: Spec, result: dict[str, Any]) -> list[Diagnostic]:
     problems = []
     for p in result["problems"]:
-        path = ("spec", *(int(part) if part.isdigit() else part for part in p["field"].replace("[", ".").replace("]", "").split(".")))
+        path = (
+            "spec",
+            *(
+                int(part) if part.isdigit() else part
+                for part in p["field"].replace("[", ".").replace("]", "").split(".")
+            ),
+        )
         problems.append(spec.diagnostic(path, got=p["got"], expected=p["expected"], hint=p["hint"]))
     return [
-        Diagnostic(
-            "pipelines/compile", d.message, d.position, d.key_path, d.severity, d.hint, d.snippet
-        )
+        Diagnostic("pipelines/compile", d.message, d.position, d.key_path, d.severity, d.hint, d.snippet)
         for d in problems
     ]
 

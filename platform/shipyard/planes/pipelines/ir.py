@@ -44,7 +44,7 @@ def summary(ir: str) -> dict[str, Any]:
         container = executors.get(executor, {}).get("container", {})
         entry: dict[str, Any] = {"component": component.removeprefix("comp-"), "after": task.get("dependentTasks", [])}
         if container.get("resources"):
-            entry["resources"] = container["resources"]
+            entry["resources"] = _resources(container["resources"])
         placement = kubernetes.get(executor, {})
         for field in ("tolerations", "nodeSelector"):
             if field in placement:
@@ -60,6 +60,15 @@ def summary(ir: str) -> dict[str, Any]:
         "parameters": parameters,
         "ir": digest(ir),
     }
+
+
+def _resources(resources: dict[str, Any]) -> dict[str, Any]:
+    # KFP writes the accelerator twice, as resourceType/resourceCount and the older type/count.
+    accelerator = resources.get("accelerator")
+    if accelerator and "resourceType" in accelerator:
+        accelerator = {k: v for k, v in accelerator.items() if k not in ("type", "count")}
+        return resources | {"accelerator": accelerator}
+    return resources
 
 
 def installs_at_start(ir: str) -> list[str]:

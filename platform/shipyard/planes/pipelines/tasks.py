@@ -107,9 +107,20 @@ def compile_one(root: Path, item: dict[str, Any]) -> dict[str, Any]:
     function = item.get("function")
     if function is None and len(pipelines) != 1:
         names = ", ".join(sorted(pipelines)) or "none"
-        return {"problems": [_problem("source", f"{len(pipelines)} @dsl.pipeline functions ({names})", "exactly one", "name it in spec.function")]}
+        return {
+            "problems": [
+                _problem(
+                    "source",
+                    f"{len(pipelines)} @dsl.pipeline functions ({names})",
+                    "exactly one",
+                    "name it in spec.function",
+                )
+            ]
+        }
     if function is not None and function not in pipelines:
-        return {"problems": [_problem("function", f"'{function}'", f"one of: {', '.join(sorted(pipelines)) or 'none'}")]}
+        return {
+            "problems": [_problem("function", f"'{function}'", f"one of: {', '.join(sorted(pipelines)) or 'none'}")]
+        }
     pipeline = pipelines[function or next(iter(pipelines))]
     problems = _parameter_problems(pipeline, item["parameters"], item["platform"])
     problems += [
@@ -131,7 +142,9 @@ def _parameter_problems(pipeline: GraphComponent, values: dict[str, Any], platfo
     problems = []
     for name, value in values.items():
         if name not in declared:
-            problems.append(_problem(f"parameters.{name}", f"'{name}'", f"a parameter of the pipeline: {', '.join(declared)}"))
+            problems.append(
+                _problem(f"parameters.{name}", f"'{name}'", f"a parameter of the pipeline: {', '.join(declared)}")
+            )
             continue
         annotation = declared[name].annotation
         kind = annotation if isinstance(annotation, type) else None
@@ -139,7 +152,9 @@ def _parameter_problems(pipeline: GraphComponent, values: dict[str, Any], platfo
             problems.append(_problem(f"parameters.{name}", f"{value!r}", f"a {kind.__name__}"))
     for name, parameter in declared.items():
         if parameter.default is inspect.Parameter.empty and name not in values and name not in platform:
-            problems.append(_problem("parameters", f"no value for '{name}'", "a value for every parameter without a default"))
+            problems.append(
+                _problem("parameters", f"no value for '{name}'", "a value for every parameter without a default")
+            )
     return problems
 
 
@@ -167,7 +182,9 @@ def task_run(ir: str, arguments: dict[str, Any], pipeline_root: str) -> dict[str
     try:
         task = pipeline(**arguments)
     except RuntimeError as error:
-        raise UserError(f"the pipeline run failed: {error}", hint="the task's log is printed above the error") from error
+        raise UserError(
+            f"the pipeline run failed: {error}", hint="the task's log is printed above the error"
+        ) from error
     outputs = getattr(task, "outputs", {}) or {}
     return {"outputs": {name: _describe(value) for name, value in outputs.items()}}
 

@@ -1,0 +1,140 @@
+"""The pipelines plane: compile in a worker, GPU placement from the spec, semantic summary, spec errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import Result, commit, example_repo
+from shipyard.engine.planner import desired_state, validate
+from shipyard.engine.registry import Registry
+from shipyard.planes.pipelines import ir
+
+SPEC = "pipelines/fraud/train/pipeline.yaml"
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    return example_repo(tmp_path)
+
+
+def _pipeline(registry: Registry, root: Path) -> dict:
+    specs = validate(registry, root).specs
+    [resource] = [r for r in desired_state(registry, root, specs, "local") if r.plane == "pipelines"]
+    return resource.body
+
+
+def _edit(root: Path, path: str, old: str, new: str) -> None:
+    file = root / path
+    text = file.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    file.write_text(text.replace(old, new))
+
+
+def test_gpu_task_gets_accelerator_toleration_and_node_selector(registry: Registry, example: Path) -> None:
+    train = _pipeline(registry, example)["tasks"]["train"]
+    assert train["resources"]["accelerator"] == {"resourceCount": "1", "resourceType": "nvidia.com/gpu"}
+    assert train["tolerations"] == [{"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Equal", "value": "true"}]
+    assert train["nodeSelector"] == {"labels": {"shipyard.dev/pool": "gpu-a10g"}}
+    # tasks the spec does not name stay off the GPU pool
+    assert "tolerations" not in _pipeline(registry, example)["tasks"]["training-set"]
+
+
+def test_summary_names_components_parameters_and_schedule(registry: Registry, example: Path) -> None:
+    body = _pipeline(registry, example)
+    assert set(body["components"]) == {"check-data", "training-set", "train", "register"}
+    assert body["components"]["train"]["image"] == "ghcr.io/shipyard-dev/runtime:0.1.0"
+    assert body["tasks"]["train"]["after"] == ["training-set"]
+    assert body["parameters"]["max_iter"] == {"defaultValue": 200, "isOptional": True, "parameterType": "NUMBER_INTEGER"}
+    assert body["schedule"] == {"cron": "0 3 * * *", "paused": False}
+    assert body["values"] == {"learning_rate": 0.1, "max_depth": 6, "max_iter": 200}
+
+
+def test_compile_is_deterministic(registry: Registry, example: Path) -> None:
+    plane = registry.plane("pipelines")
+    from shipyard.sdk import DesiredContext
+
+    specs = validate(registry, example).specs
+    first = plane.compiled(DesiredContext(example, specs, "local"))
+    again = plane.compiled(DesiredContext(example, validate(registry, example).specs, "local"))
+    assert first == again
+    pipeline, platform = ir.documents(first["pipelines/fraud/train"])
+    assert pipeline["pipelineInfo"]["name"] == "fraud-train"
+    assert "kubernetes" in platform["platforms"]
+
+
+def test_plan_against_base_shows_exactly_the_edit(shipyard: Callable[..., Result], example: Path) -> None:
+    import json
+
+    _edit(example, "pipelines/fraud/train/pipeline.yaml", "max_depth: 6", "max_depth: 8")
+    _edit(example, "pipelines/fraud/train/pipeline.yaml", "count: 1", "count: 2")
+    commit(example, "deeper trees on two GPUs")
+    result = shipyard("plan", "--target", "base:HEAD~1", "--format", "json", repo=example)
+    assert result.code == 0, result.err
+    changes = [c for c in json.loads(result.out)["plan"]["changes"] if c["action"] != "noop"]
+    assert [c["key"] for c in changes] == ["pipelines/fraud/train"]
+    fields = {"/".join(map(str, f["path"])): (f.get("before"), f.get("after")) for f in changes[0]["diffs"]}
+    before, after = fields.pop("ir")  # the version's digest moves with any change
+    assert before != after
+    assert fields == {
+        "values/max_depth": (6, 8),
+        "tasks/train/resources/accelerator/resourceCount": ("1", "2"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where", "message"),
+    [
+        ("    max_depth: 6", "    max_depth: 6\n    max_leaves: 31", "parameters.max_leaves", "'max_leaves'"),
+        ("max_depth: 6", "max_depth: deep", "parameters.max_depth", "expected a int"),
+        ("- task: train", "- task: trainer", "gpu[0].task", "'trainer'"),
+        ("source: pipeline.py", "source: missing.py", "source", "no such file"),
+    ],
+)
+def test_spec_that_does_not_fit_the_code_points_at_the_line(
+    shipyard: Callable[..., Result], example: Path, old: str, new: str, where: str, message: str
+) -> None:
+    _edit(example, SPEC, old, new)
+    result = shipyard("validate", repo=example)
+    assert result.code == 0  # the YAML itself is fine; the code decides
+    result = shipyard("plan", "--target", "local", repo=example)
+    assert result.code == 1
+    assert f"{SPEC}:" in result.err and message in result.err and "Traceback" not in result.err
+    assert f"spec.{where}" in result.err
+
+
+def test_pipeline_code_that_fails_to_import_is_a_user_error(shipyard: Callable[..., Result], example: Path) -> None:
+    _edit(example, "pipelines/fraud/train/pipeline.py", "from kfp import dsl", "from kfp import dsl\nraise ValueError('oops')")
+    result = shipyard("plan", "--target", "local", repo=example)
+    assert result.code == 1
+    assert "pipelines/fraud/train/pipeline.py: the pipeline code failed to import: ValueError: oops" in result.err
+
+
+def test_components_that_install_packages_at_start_are_refused(shipyard: Callable[..., Result], example: Path) -> None:
+    _edit(example, "pipelines/fraud/train/pipeline.py", "def train(", "def train(")
+    text = (example / "pipelines/fraud/train/pipeline.py").read_text()
+    (example / "pipelines/fraud/train/pipeline.py").write_text(
+        text.replace(
+            '@dsl.component(base_image=RUNTIME, install_kfp_package=False)\ndef register(',
+            "@dsl.component(base_image=RUNTIME)\ndef register(",
+        )
+    )
+    result = shipyard("plan", "--target", "local", repo=example)
+    assert result.code == 1
+    assert "component 'register' installs packages when its container starts" in result.err
+
+
+def test_committed_ir_must_equal_a_fresh_compile(shipyard: Callable[..., Result], example: Path) -> None:
+    _edit(example, SPEC, "source: pipeline.py", "source: pipeline.py\n  compiled: pipeline.ir.yaml")
+    assert shipyard("compile", repo=example).code == 0
+    assert shipyard("compile", "--check", repo=example).code == 0
+    committed = example / "pipelines/fraud/train/pipeline.ir.yaml"
+    assert yaml.safe_load_all(committed.read_text())
+    _edit(example, "pipelines/fraud/train/pipeline.py", "max_iter: int = 200", "max_iter: int = 250")
+    assert shipyard("compile", "--check", repo=example).code == 1
+    result = shipyard("plan", "--target", "local", repo=example)
+    assert result.code == 1
+    assert "pipeline.ir.yaml differs from a fresh compile" in result.err
