@@ -96,8 +96,14 @@ def test_stale_data_fails_freshness(shipyard: Callable[..., Result], example: Pa
     import sys
 
     subprocess.run(
-        [sys.executable, str(example / "features/fraud/synthetic.py"), "--out", str(example / ".shipyard/local/data/fraud"),
-         "--end", "2020-01-01T00:00:00"],
+        [
+            sys.executable,
+            str(example / "features/fraud/synthetic.py"),
+            "--out",
+            str(example / ".shipyard/local/data/fraud"),
+            "--end",
+            "2020-01-01T00:00:00",
+        ],
         check=True,
     )
     result = shipyard("plan", "--target", "local", repo=example)
@@ -108,7 +114,8 @@ def test_stale_data_fails_freshness(shipyard: Callable[..., Result], example: Pa
 def test_missing_data_is_a_warning_that_says_how_to_seed(shipyard: Callable[..., Result], example: Path) -> None:
     result = shipyard("plan", "--target", "local", repo=example)
     assert result.code == 0
-    assert "no data at" in result.err and "shipyard seed" in result.err
+    assert "no data at" in result.err
+    assert "shipyard seed" in result.err
 
 
 @pytest.mark.parametrize(
@@ -127,7 +134,9 @@ def test_bad_specs_point_at_the_line(
     _edit(example, path, old, new)
     result = shipyard("validate", repo=example)
     assert result.code == 1
-    assert f"{path}:" in result.err and expected in result.err and "Traceback" not in result.err
+    assert f"{path}:" in result.err
+    assert expected in result.err
+    assert "Traceback" not in result.err
 
 
 def test_check_naming_an_unknown_feature_view(shipyard: Callable[..., Result], example: Path) -> None:
@@ -138,7 +147,9 @@ def test_check_naming_an_unknown_feature_view(shipyard: Callable[..., Result], e
 
 
 def test_feature_code_that_fails_to_load_is_a_user_error(shipyard: Callable[..., Result], example: Path) -> None:
-    _edit(example, "features/fraud/features.py", "from feast.types import", "import not_a_module\nfrom feast.types import")
+    _edit(
+        example, "features/fraud/features.py", "from feast.types import", "import not_a_module\nfrom feast.types import"
+    )
     result = shipyard("plan", "--target", "local", repo=example)
     assert result.code == 1
     assert "features/fraud: the Feast definitions failed to load: ModuleNotFoundError" in result.err

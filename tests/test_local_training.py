@@ -30,9 +30,22 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("mlflow")
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}", "--artifacts-destination", str(folder / "artifacts"),
-         "--workers", "1"],
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+            "--workers",
+            "1",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true"},
@@ -135,10 +148,16 @@ def test_the_training_gate_stops_the_pipeline_on_bad_data(tmp_path: Path) -> Non
         check=True,
     )
     spec = importlib.util.spec_from_file_location("fraud_train", REPO_ROOT / "pipelines/fraud/train/pipeline.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    checks = [{"name": "fraud/transactions", "path": str(tmp_path / "transactions.parquet"),
-               "expectations": [{"expect": "between", "column": "amount", "min": 0, "max": 100000}]}]
+    checks = [
+        {
+            "name": "fraud/transactions",
+            "path": str(tmp_path / "transactions.parquet"),
+            "expectations": [{"expect": "between", "column": "amount", "min": 0, "max": 100000}],
+        }
+    ]
     with pytest.raises(RuntimeError, match=r"expect_column_values_to_be_between on 'amount': 25 of \d+ rows"):
         module.check_data.python_func(data_checks=json.dumps(checks))

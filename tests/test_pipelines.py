@@ -37,7 +37,9 @@ def _edit(root: Path, path: str, old: str, new: str) -> None:
 def test_gpu_task_gets_accelerator_toleration_and_node_selector(registry: Registry, example: Path) -> None:
     train = _pipeline(registry, example)["tasks"]["train"]
     assert train["resources"]["accelerator"] == {"resourceCount": "1", "resourceType": "nvidia.com/gpu"}
-    assert train["tolerations"] == [{"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Equal", "value": "true"}]
+    assert train["tolerations"] == [
+        {"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Equal", "value": "true"}
+    ]
     assert train["nodeSelector"] == {"labels": {"shipyard.dev/pool": "gpu-a10g"}}
     # tasks the spec does not name stay off the GPU pool
     assert "tolerations" not in _pipeline(registry, example)["tasks"]["training-set"]
@@ -48,7 +50,11 @@ def test_summary_names_components_parameters_and_schedule(registry: Registry, ex
     assert set(body["components"]) == {"check-data", "training-set", "train", "register"}
     assert body["components"]["train"]["image"] == "ghcr.io/shipyard-dev/runtime:0.1.0"
     assert body["tasks"]["train"]["after"] == ["training-set"]
-    assert body["parameters"]["max_iter"] == {"defaultValue": 200, "isOptional": True, "parameterType": "NUMBER_INTEGER"}
+    assert body["parameters"]["max_iter"] == {
+        "defaultValue": 200,
+        "isOptional": True,
+        "parameterType": "NUMBER_INTEGER",
+    }
     assert body["schedule"] == {"cron": "0 3 * * *", "paused": False}
     assert body["values"] == {"learning_rate": 0.1, "max_depth": 6, "max_iter": 200}
 
@@ -102,12 +108,19 @@ def test_spec_that_does_not_fit_the_code_points_at_the_line(
     assert result.code == 0  # the YAML itself is fine; the code decides
     result = shipyard("plan", "--target", "local", repo=example)
     assert result.code == 1
-    assert f"{SPEC}:" in result.err and message in result.err and "Traceback" not in result.err
+    assert f"{SPEC}:" in result.err
+    assert message in result.err
+    assert "Traceback" not in result.err
     assert f"spec.{where}" in result.err
 
 
 def test_pipeline_code_that_fails_to_import_is_a_user_error(shipyard: Callable[..., Result], example: Path) -> None:
-    _edit(example, "pipelines/fraud/train/pipeline.py", "from kfp import dsl", "from kfp import dsl\nraise ValueError('oops')")
+    _edit(
+        example,
+        "pipelines/fraud/train/pipeline.py",
+        "from kfp import dsl",
+        "from kfp import dsl\nraise ValueError('oops')",
+    )
     result = shipyard("plan", "--target", "local", repo=example)
     assert result.code == 1
     assert "pipelines/fraud/train/pipeline.py: the pipeline code failed to import: ValueError: oops" in result.err
@@ -118,7 +131,7 @@ def test_components_that_install_packages_at_start_are_refused(shipyard: Callabl
     text = (example / "pipelines/fraud/train/pipeline.py").read_text()
     (example / "pipelines/fraud/train/pipeline.py").write_text(
         text.replace(
-            '@dsl.component(base_image=RUNTIME, install_kfp_package=False)\ndef register(',
+            "@dsl.component(base_image=RUNTIME, install_kfp_package=False)\ndef register(",
             "@dsl.component(base_image=RUNTIME)\ndef register(",
         )
     )

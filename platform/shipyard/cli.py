@@ -308,7 +308,7 @@ def seed(session: Session, teams: tuple[str, ...], seed_value: int, corrupt: str
 @cli.command()
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a committed compiled file is out of date.")
 @pass_session
-def compile(session: Session, check: bool) -> None:  # noqa: A001 - the command is named for what it does
+def compile(session: Session, check: bool) -> None:
     """Compile every Pipeline to KFP IR YAML, in a worker process.
 
     Writes the IR beside each pipeline whose spec names a `compiled:` file (kept in

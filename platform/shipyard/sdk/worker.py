@@ -62,7 +62,8 @@ class Worker:
 
     def call(self, method: str, **params: Any) -> Any:
         process = self._start()
-        assert process.stdin is not None and process.stdout is not None
+        assert process.stdin is not None
+        assert process.stdout is not None
         try:
             process.stdin.write(json.dumps({"method": method, "params": params}) + "\n")
             process.stdin.flush()

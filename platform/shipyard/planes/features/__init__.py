@@ -164,7 +164,7 @@ class FeaturesPlane(Plane):
         seen = self._seen.get((target.root, "local"))
         if seen is None:
             raise UserError("the features plane observes a target only after planning it", hint="run shipyard plan")
-        if seen.store is None:
+        if seen.declared is None:
             return list(_records(target))
         registries = _registered_teams(target.root, seen.store)
         configs = {team: repo_config(seen.store, team, target.root) for team in registries}
@@ -175,8 +175,9 @@ class FeaturesPlane(Plane):
 
     def apply(self, change: Change, target: Target) -> None:
         if not target.is_local:
-            return super().apply(change, target)
-        _, team, kind, name = change.key.split("/", 3)
+            super().apply(change, target)
+            return
+        _, team, kind, _name = change.key.split("/", 3)
         seen = self._seen[(target.root, "local")]
         if kind in REGISTRY_KINDS:
             # Feast applies a team's whole project at once; repeating it for the project's
@@ -187,9 +188,9 @@ class FeaturesPlane(Plane):
             )
         elif change.action is Action.DELETE:
             _records(target).delete(change.key)
-        elif kind == "DataCheck":
+        elif change.desired is not None and kind == "DataCheck":
             _records(target).put(change.desired)
-        elif kind == "Materialization":
+        elif change.desired is not None and kind == "Materialization":
             self._materialize(seen, team, change.desired, target)
 
     def _materialize(self, seen: _Seen, team: str, window: Resource, target: Target) -> None:
@@ -218,9 +219,15 @@ class _Seen:
     def __init__(self, ctx: DesiredContext, store: FeatureStoreSpec | None, teams: dict[str, Any]) -> None:
         self.specs = ctx.specs
         self.root = ctx.root
-        self.store = store
+        self.declared = store
         self.teams = teams
         self.newest: dict[str, str | None] = {}
+
+    @property
+    def store(self) -> FeatureStoreSpec:
+        if self.declared is None:  # only a repo without feature repos or checks gets here without one
+            raise UserError("no feature store is declared", hint="add features/stores/<env>.yaml (kind: FeatureStore)")
+        return self.declared
 
     def checks_of(self, team: str) -> list[Spec]:
         return [c for c in self.specs.of_kind(DATA_CHECK.name) if c.team == team]
@@ -248,7 +255,7 @@ def _registered_teams(root: Path, store: FeatureStoreSpec) -> list[str]:
     pattern = store.registry.path
     if store.registry.type != "file" or "://" in pattern:
         return []
-    prefix, suffix = pattern.split("{team}", 1)
+    prefix = pattern.split("{team}", 1)[0]
     return sorted(
         p.relative_to(root / prefix).parts[0] for p in root.glob(pattern.replace("{team}", "*")) if p.is_file()
     )

@@ -22,7 +22,7 @@ def suite(expectations: list[dict[str, Any]], now: datetime | None = None) -> li
     import great_expectations as gx
 
     now = now or datetime.now(UTC)
-    built = []
+    built: list[Any] = []
     for e in expectations:
         kind = e["expect"]
         if kind == "notNull":

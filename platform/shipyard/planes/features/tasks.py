@@ -180,7 +180,7 @@ def task_apply(root: str, team: str, config: dict[str, Any], offline: str) -> st
         except (ValueError, TypeError) as error:
             raise _plan_error(team, error) from error
         store._apply_diffs(registry_diff, infra_diff, new_infra)  # what `feast apply` runs after its plan
-    return registry_diff.to_string()
+    return str(registry_diff.to_string())
 
 
 def task_newest(uris: dict[str, str], root: str) -> dict[str, str | None]:

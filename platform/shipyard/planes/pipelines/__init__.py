@@ -138,7 +138,8 @@ class PipelinesPlane(Plane):
 
     def apply(self, change: Change, target: Target) -> None:
         if not target.is_local:
-            return super().apply(change, target)
+            super().apply(change, target)
+            return
         if change.action is Action.DELETE:
             _registry(target).delete(change.key)
             return

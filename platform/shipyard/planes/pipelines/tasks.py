@@ -78,7 +78,8 @@ def _forget(names: set[str], folder: Path) -> None:
 
 def _load(path: Path, module_name: str) -> Any:
     spec = importlib.util.spec_from_file_location(module_name, path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
