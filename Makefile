@@ -35,8 +35,9 @@ typecheck: install
 pytest: install
 	$(RUN) pytest
 
-bench: install ## CLI start-up and validate timings, for the README
+bench: install ## CLI start-up, validate, plane and local-training timings, for the README
 	$(RUN) python tests/benchmarks/bench_cli.py
+	$(RUN) python tests/benchmarks/bench_planes.py
 
 install: .venv/.synced
 

@@ -36,6 +36,8 @@ def validate(registry: Registry, root: Path) -> Validation:
 
 
 def desired_state(registry: Registry, root: Path, specs: SpecSet, environment: str) -> list[Resource]:
+    for plane in registry.planes:
+        plane.warm_up(root)
     ctx = DesiredContext(root=root, specs=specs, environment=environment)
     return [resource for plane in registry.planes for resource in plane.desired(ctx)]
 

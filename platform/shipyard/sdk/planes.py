@@ -59,6 +59,13 @@ class Plane(abc.ABC):
     def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
         """Resources this repo declares for ``ctx.environment``."""
 
+    def warm_up(self, root: Path) -> None:
+        """Start slow work (a worker process importing heavy libraries) before ``desired`` is asked.
+
+        The engine calls every plane's ``warm_up`` first, so planes load in parallel.
+        """
+        return  # most planes have nothing slow to start
+
     def check(self, ctx: DesiredContext) -> Iterable[Diagnostic]:
         """Checks of the data behind the desired state (not of the specs), run during plan.
 

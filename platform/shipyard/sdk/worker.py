@@ -46,6 +46,10 @@ class Worker:
         self._process: subprocess.Popen[str] | None = None
         self._log: TextIO | None = None
 
+    def start(self) -> None:
+        """Start the process now (it imports its libraries while the caller does other work)."""
+        self._start()
+
     def _start(self) -> subprocess.Popen[str]:
         if self._process is None or self._process.poll() is not None:
             self._log = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - lives as long as the worker

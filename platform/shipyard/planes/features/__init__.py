@@ -80,6 +80,10 @@ class FeaturesPlane(Plane):
         self.worker = Worker("shipyard.planes.features.tasks", env=WORKER_ENV)
         self._seen: dict[tuple[Path, str], _Seen] = {}  # what desired read, for observe/check/apply
 
+    def warm_up(self, root: Path) -> None:
+        if (root / PLANE).is_dir():
+            self.worker.start()
+
     # -- reading the repo -------------------------------------------------------------------------
 
     def desired(self, ctx: DesiredContext) -> Iterable[Resource]:

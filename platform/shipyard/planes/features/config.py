@@ -18,6 +18,11 @@ def offline_uri(store: FeatureStoreSpec, team: str) -> str:
     return store.offline.uri.replace("{team}", team)
 
 
+def project(team: str) -> str:
+    """The team's Feast project: Feast names SQLite tables after it, so no hyphens."""
+    return team.replace("-", "_")
+
+
 def repo_config(store: FeatureStoreSpec, team: str, root: Path) -> dict[str, Any]:
     """Keyword arguments for ``feast.RepoConfig``: one Feast project per team (feast-dev/feast#4199)."""
     online = store.online
@@ -31,7 +36,7 @@ def repo_config(store: FeatureStoreSpec, team: str, root: Path) -> dict[str, Any
         online_store["region"] = online.region
     registry = store.registry.path.replace("{team}", team)
     return {
-        "project": team,
+        "project": project(team),
         "provider": "aws" if online.type == "dynamodb" else "local",
         "registry": {
             "registry_type": store.registry.type,

@@ -148,7 +148,7 @@ def task_desired(root: str, teams: dict[str, dict[str, Any]], infra: bool) -> di
                     _, _, new_infra = _store(config).plan(contents)
                 except (ValueError, TypeError) as error:
                     raise _plan_error(team, error) from error
-                objects = registry_objects(contents.to_registry_proto(), team)
+                objects = registry_objects(contents.to_registry_proto(), config["project"])
                 if infra:
                     objects += infra_objects(new_infra.to_proto())
                 sources = {ds.name: ds.path for ds in contents.data_sources if isinstance(ds, FileSource)}
@@ -162,8 +162,8 @@ def task_observe(teams: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, A
     out = {}
     for team, config in teams.items():
         store = _store(config)
-        objects = registry_objects(store.registry.proto(), team)
-        objects += infra_objects(store.registry.get_infra(team).to_proto())
+        objects = registry_objects(store.registry.proto(), config["project"])
+        objects += infra_objects(store.registry.get_infra(config["project"]).to_proto())
         out[team] = objects
     return out
 

@@ -61,6 +61,10 @@ class PipelinesPlane(Plane):
         self._compiled: dict[tuple[Path, str], dict[str, str]] = {}  # (root, environment) → key → IR
         self._specs: dict[tuple[Path, str], DesiredContext] = {}
 
+    def warm_up(self, root: Path) -> None:
+        if (root / PLANE).is_dir():
+            self.worker.start()
+
     def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
         compiled = self._compile(ctx)
         for spec in ctx.specs.of_kind(PIPELINE.name):
