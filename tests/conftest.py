@@ -75,6 +75,14 @@ def repo(tmp_path: Path) -> Path:
     return root
 
 
+def edit(root: Path, path: str, old: str, new: str) -> None:
+    """Replace ``old`` (which must be there) with ``new`` in one file of a repo."""
+    file = root / path
+    text = file.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    file.write_text(text.replace(old, new))
+
+
 def example_repo(where: Path) -> Path:
     """The template's own example content (teams, features, pipelines) in a throwaway git repo."""
     root = where / "repo"

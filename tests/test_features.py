@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Result, commit, example_repo
+from conftest import Result, commit, edit, example_repo
 
 CHECK = "features/fraud/checks/user-stats.yaml"
 
@@ -18,20 +18,13 @@ def example(tmp_path: Path) -> Path:
     return example_repo(tmp_path)
 
 
-def _edit(root: Path, path: str, old: str, new: str) -> None:
-    file = root / path
-    text = file.read_text()
-    assert old in text, f"{old!r} not in {path}"
-    file.write_text(text.replace(old, new))
-
-
 def _changes(result: Result) -> dict[str, dict]:
     assert result.code in (0, 2), result.err
     return {c["key"]: c for c in json.loads(result.out)["plan"]["changes"] if c["action"] != "noop"}
 
 
-def test_plan_against_base_shows_exactly_the_feature_view_edit(shipyard: Callable[..., Result], example: Path) -> None:
-    _edit(example, "features/fraud/features.py", "ttl=timedelta(days=2)", "ttl=timedelta(days=3)")
+def test_plan_against_base_shows_exactly_the_feature_viewedit(shipyard: Callable[..., Result], example: Path) -> None:
+    edit(example, "features/fraud/features.py", "ttl=timedelta(days=2)", "ttl=timedelta(days=3)")
     commit(example, "keep features for three days")
     changes = _changes(shipyard("plan", "--target", "base:HEAD~1", "--format", "json", repo=example))
     assert list(changes) == ["features/fraud/FeatureView/user_stats"]
@@ -42,7 +35,7 @@ def test_plan_against_base_shows_exactly_the_feature_view_edit(shipyard: Callabl
 def test_a_new_feature_is_a_field_added_to_the_view_and_its_service(
     shipyard: Callable[..., Result], example: Path
 ) -> None:
-    _edit(
+    edit(
         example,
         "features/fraud/features.py",
         '        Field(name="foreign_ratio_7d"',
@@ -131,7 +124,7 @@ def test_missing_data_is_a_warning_that_says_how_to_seed(shipyard: Callable[...,
 def test_bad_specs_point_at_the_line(
     shipyard: Callable[..., Result], example: Path, path: str, old: str, new: str, expected: str
 ) -> None:
-    _edit(example, path, old, new)
+    edit(example, path, old, new)
     result = shipyard("validate", repo=example)
     assert result.code == 1
     assert f"{path}:" in result.err
@@ -140,14 +133,14 @@ def test_bad_specs_point_at_the_line(
 
 
 def test_check_naming_an_unknown_feature_view(shipyard: Callable[..., Result], example: Path) -> None:
-    _edit(example, CHECK, "featureViews: [user_stats]", "featureViews: [user_stat]")
+    edit(example, CHECK, "featureViews: [user_stats]", "featureViews: [user_stat]")
     result = shipyard("plan", "--target", "local", repo=example)
     assert result.code == 1
     assert "got 'user_stat', expected a feature view of features/fraud: user_stats" in result.err
 
 
 def test_feature_code_that_fails_to_load_is_a_user_error(shipyard: Callable[..., Result], example: Path) -> None:
-    _edit(
+    edit(
         example, "features/fraud/features.py", "from feast.types import", "import not_a_module\nfrom feast.types import"
     )
     result = shipyard("plan", "--target", "local", repo=example)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import Result, commit, example_repo
+from conftest import Result, commit, edit, example_repo
 from shipyard.engine.planner import desired_state, validate
 from shipyard.engine.registry import Registry
 from shipyard.planes.pipelines import ir
@@ -25,13 +25,6 @@ def _pipeline(registry: Registry, root: Path) -> dict:
     specs = validate(registry, root).specs
     [resource] = [r for r in desired_state(registry, root, specs, "local") if r.plane == "pipelines"]
     return resource.body
-
-
-def _edit(root: Path, path: str, old: str, new: str) -> None:
-    file = root / path
-    text = file.read_text()
-    assert old in text, f"{old!r} not in {path}"
-    file.write_text(text.replace(old, new))
 
 
 def test_gpu_task_gets_accelerator_toleration_and_node_selector(registry: Registry, example: Path) -> None:
@@ -72,11 +65,11 @@ def test_compile_is_deterministic(registry: Registry, example: Path) -> None:
     assert "kubernetes" in platform["platforms"]
 
 
-def test_plan_against_base_shows_exactly_the_edit(shipyard: Callable[..., Result], example: Path) -> None:
+def test_plan_against_base_shows_exactly_theedit(shipyard: Callable[..., Result], example: Path) -> None:
     import json
 
-    _edit(example, "pipelines/fraud/train/pipeline.yaml", "max_depth: 6", "max_depth: 8")
-    _edit(example, "pipelines/fraud/train/pipeline.yaml", "count: 1", "count: 2")
+    edit(example, "pipelines/fraud/train/pipeline.yaml", "max_depth: 6", "max_depth: 8")
+    edit(example, "pipelines/fraud/train/pipeline.yaml", "count: 1", "count: 2")
     commit(example, "deeper trees on two GPUs")
     result = shipyard("plan", "--target", "base:HEAD~1", "--format", "json", repo=example)
     assert result.code == 0, result.err
@@ -103,7 +96,7 @@ def test_plan_against_base_shows_exactly_the_edit(shipyard: Callable[..., Result
 def test_spec_that_does_not_fit_the_code_points_at_the_line(
     shipyard: Callable[..., Result], example: Path, old: str, new: str, where: str, message: str
 ) -> None:
-    _edit(example, SPEC, old, new)
+    edit(example, SPEC, old, new)
     result = shipyard("validate", repo=example)
     assert result.code == 0  # the YAML itself is fine; the code decides
     result = shipyard("plan", "--target", "local", repo=example)
@@ -115,7 +108,7 @@ def test_spec_that_does_not_fit_the_code_points_at_the_line(
 
 
 def test_pipeline_code_that_fails_to_import_is_a_user_error(shipyard: Callable[..., Result], example: Path) -> None:
-    _edit(
+    edit(
         example,
         "pipelines/fraud/train/pipeline.py",
         "from kfp import dsl",
@@ -127,13 +120,11 @@ def test_pipeline_code_that_fails_to_import_is_a_user_error(shipyard: Callable[.
 
 
 def test_components_that_install_packages_at_start_are_refused(shipyard: Callable[..., Result], example: Path) -> None:
-    _edit(example, "pipelines/fraud/train/pipeline.py", "def train(", "def train(")
-    text = (example / "pipelines/fraud/train/pipeline.py").read_text()
-    (example / "pipelines/fraud/train/pipeline.py").write_text(
-        text.replace(
-            "@dsl.component(base_image=RUNTIME, install_kfp_package=False)\ndef register(",
-            "@dsl.component(base_image=RUNTIME)\ndef register(",
-        )
+    edit(
+        example,
+        "pipelines/fraud/train/pipeline.py",
+        "@dsl.component(base_image=RUNTIME, install_kfp_package=False)\ndef register(",
+        "@dsl.component(base_image=RUNTIME)\ndef register(",
     )
     result = shipyard("plan", "--target", "local", repo=example)
     assert result.code == 1
@@ -141,12 +132,12 @@ def test_components_that_install_packages_at_start_are_refused(shipyard: Callabl
 
 
 def test_committed_ir_must_equal_a_fresh_compile(shipyard: Callable[..., Result], example: Path) -> None:
-    _edit(example, SPEC, "source: pipeline.py", "source: pipeline.py\n  compiled: pipeline.ir.yaml")
+    edit(example, SPEC, "source: pipeline.py", "source: pipeline.py\n  compiled: pipeline.ir.yaml")
     assert shipyard("compile", repo=example).code == 0
     assert shipyard("compile", "--check", repo=example).code == 0
     committed = example / "pipelines/fraud/train/pipeline.ir.yaml"
     assert yaml.safe_load_all(committed.read_text())
-    _edit(example, "pipelines/fraud/train/pipeline.py", "max_iter: int = 200", "max_iter: int = 250")
+    edit(example, "pipelines/fraud/train/pipeline.py", "max_iter: int = 200", "max_iter: int = 250")
     assert shipyard("compile", "--check", repo=example).code == 1
     result = shipyard("plan", "--target", "local", repo=example)
     assert result.code == 1

@@ -52,12 +52,15 @@ def plan(
     target: TargetRef,
     environment: str = "local",
     validation: Validation | None = None,
+    *,
+    check_data: bool = True,
 ) -> PlanResult:
     """The plan from ``target``'s state to this tree, with every policy finding.
 
     A cloud or local target plans its own environment's desired state; a base
     revision plans ``environment`` (a PR plan compares like with like).
-    ``validation`` reuses specs the caller has already loaded and checked.
+    ``validation`` reuses specs the caller has already loaded and checked;
+    ``check_data=False`` skips the planes' data checks (apply's verification needs only the diff).
     """
     if target.kind != "base":
         environment = target.name
@@ -66,8 +69,9 @@ def plan(
     findings = validation.findings + tuple(
         run_policies([p for p in registry.policies if p.needs_resources], validation.specs, desired)
     )
-    ctx = DesiredContext(root=root, specs=validation.specs, environment=environment)
-    findings += tuple(finding for plane in registry.planes for finding in plane.check(ctx))
+    if check_data:
+        ctx = DesiredContext(root=root, specs=validation.specs, environment=environment)
+        findings += tuple(finding for plane in registry.planes for finding in plane.check(ctx))
     if target.kind == "base":
         observed = _desired_at(registry, root, target.revision, environment)
     else:

@@ -19,6 +19,7 @@ message and hint.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib
 import json
 import os
@@ -26,6 +27,8 @@ import subprocess
 import sys
 import tempfile
 import traceback
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, TextIO
 
 from shipyard.sdk.errors import InternalError, UserError
@@ -109,6 +112,24 @@ def _rebuild(error: dict[str, Any], log: str) -> Exception:
     if error["type"] == "user":
         return UserError(error["message"], hint=error.get("hint", ""))
     return WorkerError(f"{error['message']}\n{error.get('traceback', '')}{log}")
+
+
+@contextlib.contextmanager
+def team_code(folder: Path) -> Iterator[None]:
+    """Import team code from ``folder``, then forget the modules loaded from it.
+
+    Teams' files share names (every team has a ``features.py``), so each import starts
+    clean. Libraries the code pulled in stay loaded: some cannot be loaded twice.
+    """
+    before = set(sys.modules)
+    sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(folder))
+        for name in set(sys.modules) - before:
+            if (getattr(sys.modules[name], "__file__", None) or "").startswith(str(folder)):
+                del sys.modules[name]
 
 
 def serve(module_name: str) -> None:

@@ -34,6 +34,7 @@ from shipyard.sdk import (
     Plane,
     Resource,
     Spec,
+    SpecSet,
     Target,
     UserError,
     hookimpl,
@@ -106,7 +107,7 @@ class FeaturesPlane(Plane):
             seen = _Seen(ctx, None, {})
             self._seen[(ctx.root, ctx.environment)] = seen
             return seen
-        store = _store_spec(ctx)
+        store = feature_store(ctx.specs, ctx.environment)
         settings = {
             team: {"config": repo_config(store, team, ctx.root), "offline": offline_uri(store, team)} for team in teams
         }
@@ -237,14 +238,15 @@ class _Seen:
         return [c for c in self.specs.of_kind(DATA_CHECK.name) if c.team == team]
 
 
-def _store_spec(ctx: DesiredContext) -> FeatureStoreSpec:
-    for spec in ctx.specs.of_kind(FEATURE_STORE.name):
-        if spec.name == ctx.environment:
+def feature_store(specs: SpecSet, environment: str) -> FeatureStoreSpec:
+    """The FeatureStore spec declared for ``environment``."""
+    for spec in specs.of_kind(FEATURE_STORE.name):
+        if spec.name == environment:
             store: FeatureStoreSpec = spec.spec
             return store
     raise UserError(
-        f"no feature store is declared for environment '{ctx.environment}'",
-        hint=f"add features/stores/{ctx.environment}.yaml (kind: FeatureStore)",
+        f"no feature store is declared for environment '{environment}'",
+        hint=f"add features/stores/{environment}.yaml (kind: FeatureStore)",
     )
 
 

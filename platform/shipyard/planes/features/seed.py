@@ -12,8 +12,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from shipyard.planes.features import feature_store
 from shipyard.planes.features.config import offline_uri
-from shipyard.planes.features.spec import FeatureStoreSpec
 from shipyard.sdk import SpecSet, UserError
 
 GENERATOR = "synthetic.py"
@@ -36,11 +36,7 @@ def seed(
     force: bool = False,
 ) -> list[Seeded]:
     """Write each team's data into the local offline store; existing data is kept unless ``force``."""
-    store = next((s.spec for s in specs.of_kind("FeatureStore") if s.name == "local"), None)
-    if not isinstance(store, FeatureStoreSpec):
-        raise UserError(
-            "no local feature store is declared", hint="add features/stores/local.yaml (kind: FeatureStore)"
-        )
+    store = feature_store(specs, "local")
     known = [t.name for t in specs.of_kind("Team")]
     unknown = sorted(set(teams) - set(known))
     if unknown:

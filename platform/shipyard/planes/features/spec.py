@@ -53,16 +53,12 @@ class FeatureStoreSpec(SpecModel):
     materialization: Materialization = Materialization()
 
 
-class _Expectation(SpecModel):
-    pass
-
-
-class NotNull(_Expectation):
+class NotNull(SpecModel):
     expect: Literal["notNull"]
     column: Column
 
 
-class Between(_Expectation):
+class Between(SpecModel):
     expect: Literal["between"]
     column: Column
     min: float | None = None
@@ -77,24 +73,24 @@ class Between(_Expectation):
         return self
 
 
-class InSet(_Expectation):
+class InSet(SpecModel):
     expect: Literal["inSet"]
     column: Column
     values: list[str | int | float] = Field(min_length=1)
 
 
-class Unique(_Expectation):
+class Unique(SpecModel):
     expect: Literal["unique"]
     columns: list[Column] = Field(min_length=1, description="Columns whose combination must be unique")
 
 
-class Fresh(_Expectation):
+class Fresh(SpecModel):
     expect: Literal["fresh"]
     column: Column
     max_age_hours: float = Field(gt=0, description="The newest value must be at most this many hours old")
 
 
-class RowCount(_Expectation):
+class RowCount(SpecModel):
     expect: Literal["rowCount"]
     min: int = Field(default=1, ge=0)
     max: int | None = Field(default=None, ge=0)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import tempfile
 from collections.abc import Iterator
 from datetime import datetime
@@ -24,6 +23,7 @@ from google.protobuf.json_format import MessageToDict
 
 from shipyard.planes.features import checks
 from shipyard.sdk.errors import UserError
+from shipyard.sdk.worker import team_code
 
 #: Feast's registry proto fields → our Resource kinds.
 REGISTRY_KINDS = {
@@ -73,37 +73,23 @@ def infra_objects(infra_proto: Any) -> list[dict[str, Any]]:
 
 @contextlib.contextmanager
 def _team_repo(root: Path, team: str, offline: str) -> Iterator[RepoContents]:
-    """Parse ``features/<team>/`` the way ``feast apply`` does, then forget its modules.
-
-    Every team's repo has modules with the same names (``features.py``), so they are
-    dropped from ``sys.modules`` afterwards; otherwise the next team would see them.
-    """
+    """Parse ``features/<team>/`` the way ``feast apply`` does (from inside the repo)."""
     repo = root / "features" / team
-    before = set(sys.modules)
     cwd = Path.cwd()
     os.environ["SHIPYARD_OFFLINE_URI"] = offline
-    sys.path.insert(0, str(repo))
-    try:
-        os.chdir(repo)
+    with team_code(repo):
         try:
-            yield parse_repo(repo) if repo.is_dir() else _empty()
-        except (ImportError, SyntaxError, NameError, TypeError, ValueError) as error:
-            raise UserError(
-                f"features/{team}: the Feast definitions failed to load: {type(error).__name__}: {error}",
-                hint=f"run `python -c 'import features' ` in features/{team} to see the full error",
-            ) from error
-    finally:
-        os.chdir(cwd)
-        sys.path.remove(str(repo))
-        _forget(set(sys.modules) - before, repo)
-
-
-def _forget(names: set[str], folder: Path) -> None:
-    """Drop the modules loaded from ``folder``; libraries they imported stay loaded (some cannot reload)."""
-    for name in names:
-        file = getattr(sys.modules[name], "__file__", None) or ""
-        if file.startswith(str(folder)) or name.startswith("shipyard_pipeline_"):
-            del sys.modules[name]
+            os.chdir(repo)
+            try:
+                contents = parse_repo(repo) if repo.is_dir() else _empty()
+            except (ImportError, SyntaxError, NameError, TypeError, ValueError) as error:
+                raise UserError(
+                    f"features/{team}: the Feast definitions failed to load: {type(error).__name__}: {error}",
+                    hint=f"run `python -c 'import features' ` in features/{team} to see the full error",
+                ) from error
+            yield contents
+        finally:
+            os.chdir(cwd)
 
 
 def _empty() -> RepoContents:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from shipyard.planes.features import FEATURE_STORE, data_path
+from shipyard.planes.features import data_path, feature_store
 from shipyard.planes.features.config import offline_uri, repo_config
-from shipyard.planes.features.spec import FeatureStoreSpec
 from shipyard.planes.pipelines import ir
 from shipyard.planes.pipelines.spec import PLATFORM_PARAMETERS, PipelineSpec
 from shipyard.sdk import (
@@ -58,8 +58,8 @@ class PipelinesPlane(Plane):
 
     def __init__(self) -> None:
         self.worker = Worker("shipyard.planes.pipelines.tasks", env=WORKER_ENV)
-        self._compiled: dict[tuple[Path, str], dict[str, str]] = {}  # (root, environment) → key → IR
-        self._specs: dict[tuple[Path, str], DesiredContext] = {}
+        # (root, environment) → the context last compiled and its IR per pipeline key, for apply
+        self._compiled: dict[tuple[Path, str], tuple[DesiredContext, dict[str, str]]] = {}
 
     def warm_up(self, root: Path) -> None:
         if (root / PLANE).is_dir():
@@ -82,8 +82,8 @@ class PipelinesPlane(Plane):
 
     def _compile(self, ctx: DesiredContext) -> dict[str, str]:
         cached = self._compiled.get((ctx.root, ctx.environment))
-        if cached is not None and self._specs[(ctx.root, ctx.environment)].specs is ctx.specs:
-            return cached
+        if cached is not None and cached[0].specs is ctx.specs:
+            return cached[1]
         specs = ctx.specs.of_kind(PIPELINE.name)
         items = [
             {
@@ -102,8 +102,7 @@ class PipelinesPlane(Plane):
         if problems:
             raise SpecError(problems)
         compiled = {key(str(s.team), s.name): r["ir"] for s, r in zip(specs, results, strict=True)}
-        self._compiled[(ctx.root, ctx.environment)] = compiled
-        self._specs[(ctx.root, ctx.environment)] = ctx
+        self._compiled[(ctx.root, ctx.environment)] = (ctx, compiled)
         return compiled
 
     def check(self, ctx: DesiredContext) -> Iterable[Diagnostic]:
@@ -148,9 +147,9 @@ class PipelinesPlane(Plane):
             _registry(target).delete(change.key)
             return
         assert change.desired is not None
-        ctx = self._specs[(target.root, "local")]
+        ctx, pipelines = self._compiled[(target.root, "local")]
         spec = next(s for s in ctx.specs.of_kind(PIPELINE.name) if key(str(s.team), s.name) == change.key)
-        compiled = self._compiled[(target.root, "local")][change.key]
+        compiled = pipelines[change.key]
         # The version is kept first; the pipeline counts as applied only once its run succeeds,
         # so a failed run is tried again by the next apply.
         version = target.state_dir / PLANE / "versions" / change.key.split("/", 1)[1] / f"{ir.digest(compiled)}.yaml"
@@ -168,20 +167,14 @@ class PipelinesPlane(Plane):
 
 
 def _problems(spec: Spec, result: dict[str, Any]) -> list[Diagnostic]:
+    """The worker's findings about a spec that does not fit its code, at the spec's lines."""
     problems = []
     for p in result["problems"]:
-        path = (
-            "spec",
-            *(
-                int(part) if part.isdigit() else part
-                for part in p["field"].replace("[", ".").replace("]", "").split(".")
-            ),
-        )
-        problems.append(spec.diagnostic(path, got=p["got"], expected=p["expected"], hint=p["hint"]))
-    return [
-        Diagnostic("pipelines/compile", d.message, d.position, d.key_path, d.severity, d.hint, d.snippet)
-        for d in problems
-    ]
+        parts = p["field"].replace("[", ".").replace("]", "").split(".")
+        path = ("spec", *(int(part) if part.isdigit() else part for part in parts))
+        found = spec.diagnostic(path, got=p["got"], expected=p["expected"], hint=p["hint"])
+        problems.append(replace(found, rule="pipelines/compile"))
+    return problems
 
 
 def _arguments(spec: Spec, ctx: DesiredContext, target: Target, declared: dict[str, Any]) -> dict[str, Any]:
@@ -189,7 +182,7 @@ def _arguments(spec: Spec, ctx: DesiredContext, target: Target, declared: dict[s
     assert spec.team is not None
     team = spec.team
     pipeline: PipelineSpec = spec.spec
-    store = _local_store(ctx)
+    store = feature_store(ctx.specs, "local")
     tracking = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow_dir = target.state_dir / "mlflow"
     checks = [
@@ -214,14 +207,6 @@ def _arguments(spec: Spec, ctx: DesiredContext, target: Target, declared: dict[s
         mlflow_dir.mkdir(parents=True, exist_ok=True)
     arguments = {k: v for k, v in platform.items() if k in declared}
     return arguments | dict(pipeline.parameters)
-
-
-def _local_store(ctx: DesiredContext) -> FeatureStoreSpec:
-    for spec in ctx.specs.of_kind(FEATURE_STORE.name):
-        if spec.name == "local":
-            store: FeatureStoreSpec = spec.spec
-            return store
-    raise UserError("pipelines need features/stores/local.yaml to run locally", hint="add a FeatureStore named local")
 
 
 def _registry(target: Target) -> ResourceStore:

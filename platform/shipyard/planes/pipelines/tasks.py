@@ -21,6 +21,7 @@ from kfp.compiler import pipeline_spec_builder
 from kfp.dsl.graph_component import GraphComponent
 
 from shipyard.sdk.errors import UserError
+from shipyard.sdk.worker import team_code
 
 #: Taint on every GPU node pool (infra plane) and the label that names the pool.
 GPU_TAINT_KEY = "nvidia.com/gpu"
@@ -57,25 +58,6 @@ def _gpu_settings(gpu: list[dict[str, Any]]) -> Iterator[set[str]]:
         pipeline_spec_builder.create_pipeline_spec = original
 
 
-@contextlib.contextmanager
-def _isolated(folder: Path) -> Iterator[None]:
-    before = set(sys.modules)
-    sys.path.insert(0, str(folder))
-    try:
-        yield
-    finally:
-        sys.path.remove(str(folder))
-        _forget(set(sys.modules) - before, folder)
-
-
-def _forget(names: set[str], folder: Path) -> None:
-    """Drop the modules loaded from ``folder``; libraries they imported stay loaded (some cannot reload)."""
-    for name in names:
-        file = getattr(sys.modules[name], "__file__", None) or ""
-        if file.startswith(str(folder)) or name.startswith("shipyard_pipeline_"):
-            del sys.modules[name]
-
-
 def _load(path: Path, module_name: str) -> Any:
     spec = importlib.util.spec_from_file_location(module_name, path)
     assert spec is not None
@@ -96,7 +78,7 @@ def compile_one(root: Path, item: dict[str, Any]) -> dict[str, Any]:
     source = folder / item["source"]
     if not source.is_file():
         return {"problems": [_problem("source", f"'{item['source']}' (no such file)", "a .py file beside the spec")]}
-    with _isolated(folder), _gpu_settings(item["gpu"]) as gpu_tasks:
+    with team_code(folder), _gpu_settings(item["gpu"]) as gpu_tasks:
         try:
             module = _load(source, f"shipyard_pipeline_{item['team']}_{item['name']}".replace("-", "_"))
         except Exception as error:  # team code: any failure is theirs to fix
