@@ -19,7 +19,7 @@ def test_builtin_and_third_party_plugins_are_found_by_entry_point() -> None:
     by_name = {p.name: p for p in registry.plugins}
     assert by_name["tenancy"].distribution == "shipyard"
     assert by_name["tenancy"].planes == ("tenancy",)
-    assert by_name["tenancy"].kinds == ("Team",)
+    assert by_name["tenancy"].kinds == ("Team", "Environment")
     vectordb = by_name["vectordb"]
     assert (vectordb.distribution, vectordb.version, vectordb.kinds) == (
         "shipyard-example-vectordb",
@@ -72,7 +72,7 @@ def test_shipyard_plugins_lists_them(
     result = shipyard("plugins", repo=repo)
     assert result.code == 0
     lines = {line.split()[0]: line.split() for line in result.out.splitlines()[1:]}
-    assert lines["tenancy"][:5] == ["tenancy", "shipyard", "0.1.0", "Team", "tenancy"]
+    assert lines["tenancy"][:6] == ["tenancy", "shipyard", "0.1.0", "Team,", "Environment", "tenancy"]
     assert lines["vectordb"][:5] == ["vectordb", "shipyard-example-vectordb", "0.3.0", "VectorIndex", "-"]
 
 

@@ -112,9 +112,23 @@ def validate(session: Session, fmt: str) -> None:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the full plan as JSON here.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has changes (0 when none).")
 @click.option("--show-unchanged", is_flag=True, help="List unchanged resources too (text format).")
+@click.option(
+    "--plane",
+    "planes",
+    multiple=True,
+    metavar="NAME",
+    help="Only this plane (repeatable): e.g. the planes whose cloud adapters an environment has. Default: all.",
+)
 @pass_session
 def plan(
-    session: Session, target: str, env: str, fmt: str, out: Path | None, detailed_exitcode: bool, show_unchanged: bool
+    session: Session,
+    target: str,
+    env: str,
+    fmt: str,
+    out: Path | None,
+    detailed_exitcode: bool,
+    show_unchanged: bool,
+    planes: tuple[str, ...],
 ) -> None:
     """Show what applying this repo to a target would change, field by field.
 
@@ -123,11 +137,12 @@ def plan(
       shipyard plan                                  # against the local platform
       shipyard plan -t base:origin/main -f markdown  # what a pull request changes
       shipyard plan -t dev --out plan.json           # review, then: shipyard apply --plan plan.json
+      shipyard plan -t dev --plane pipelines         # one plane of an environment
     """
     from shipyard.engine import planner
     from shipyard.engine.targets import parse_target
 
-    result = planner.plan(session.registry, session.root, parse_target(target), env)
+    result = planner.plan(session.registry.only(planes), session.root, parse_target(target), env)
     if out is not None:
         from shipyard.core.render.jsonout import render_json
 
@@ -164,8 +179,15 @@ def plan(
     help="A reviewed plan from `shipyard plan --out`; refused if it is stale.",
 )
 @click.option("--yes", "-y", is_flag=True, help="Apply a fresh, unreviewed plan to a non-local target.")
+@click.option(
+    "--plane",
+    "planes",
+    multiple=True,
+    metavar="NAME",
+    help="Only this plane (repeatable; as the reviewed plan was made). Default: all.",
+)
 @pass_session
-def apply(session: Session, target: str, plan_file: Path | None, yes: bool) -> None:
+def apply(session: Session, target: str, plan_file: Path | None, yes: bool, planes: tuple[str, ...]) -> None:
     """Make the target match the repo, executing exactly one plan.
 
     Holds a lock on the target, journals every change (a crashed apply resumes
@@ -186,7 +208,7 @@ def apply(session: Session, target: str, plan_file: Path | None, yes: bool) -> N
     from shipyard.core.render.common import SYMBOL
 
     report = run_apply(
-        session.registry,
+        session.registry.only(planes),
         session.root,
         ref,
         reviewed=reviewed,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import inspect
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -13,7 +13,7 @@ import pluggy
 
 from shipyard.core.plan import PlaneRules
 from shipyard.sdk import hookspecs
-from shipyard.sdk.errors import PluginError
+from shipyard.sdk.errors import PluginError, UserError
 from shipyard.sdk.kinds import Kind
 from shipyard.sdk.planes import LocalService, Plane, Policy
 
@@ -44,6 +44,16 @@ class Registry:
     @property
     def rules(self) -> PlaneRules:
         return {p.name: (p.order, p.ignored_fields) for p in self.planes}
+
+    def only(self, planes: Sequence[str]) -> Registry:
+        """This registry narrowed to ``planes`` (all of them when empty), e.g. to plan one plane of an environment."""
+        if not planes:
+            return self
+        known = {p.name for p in self.planes}
+        unknown = sorted(set(planes) - known)
+        if unknown:
+            raise UserError(f"unknown plane '{unknown[0]}'", hint="planes: " + ", ".join(sorted(known)))
+        return replace(self, planes=tuple(p for p in self.planes if p.name in planes))
 
     def plane(self, name: str) -> Plane:
         for plane in self.planes:

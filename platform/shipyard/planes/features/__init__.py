@@ -74,8 +74,12 @@ def _digest(body: Any) -> str:
 class FeaturesPlane(Plane):
     name = PLANE
     order = 30
-    # Feast's registry keeps the source's class in its own field, not in the stored spec.
-    ignored_fields: ClassVar[Mapping[str, Sequence[FieldPath]]] = {"DataSource": (("data_source_class_type",),)}
+    # Feast's registry keeps the source's class in its own field, not in the stored spec (and
+    # its full apply, used for cloud stores, drops it from a view's embedded source too).
+    ignored_fields: ClassVar[Mapping[str, Sequence[FieldPath]]] = {
+        "DataSource": (("data_source_class_type",),),
+        "FeatureView": (("batch_source", "data_source_class_type"),),
+    }
 
     def __init__(self) -> None:
         self.worker = Worker("shipyard.planes.features.tasks", env=WORKER_ENV)
@@ -92,11 +96,14 @@ class FeaturesPlane(Plane):
         for team, found in seen.teams.items():
             for obj in found["objects"]:
                 yield Resource(PLANE, obj["kind"], key(team, obj["kind"], obj["name"]), obj["body"])
+            if ctx.environment != "local":
+                # A cloud environment holds only Feast's registry; checks travel with the
+                # pipelines that run them, and its own jobs materialize.
+                continue
             for check in seen.checks_of(team):
                 body = check.spec.model_dump(mode="json", by_alias=True)
                 yield Resource(PLANE, "DataCheck", key(team, "DataCheck", check.name), body, check.source)
-            if ctx.environment == "local":
-                yield from self._materializations(seen, team, found)
+            yield from self._materializations(seen, team, found)
 
     def _read(self, ctx: DesiredContext) -> _Seen:
         cached = self._seen.get((ctx.root, ctx.environment))
@@ -161,29 +168,35 @@ class FeaturesPlane(Plane):
                 )
                 yield from check_findings(check, path, result, sampled=True)
 
-    # -- the local target -------------------------------------------------------------------------
+    # -- targets ----------------------------------------------------------------------------------
 
     def observe(self, target: Target) -> Iterable[Resource]:
-        if not target.is_local:
-            return super().observe(target)
-        seen = self._seen.get((target.root, "local"))
+        seen = self._seen.get((target.root, target.name))
         if seen is None:
             raise UserError("the features plane observes a target only after planning it", hint="run shipyard plan")
+        if not target.is_local:
+            # Every declared team's registry: a cloud registry is not listed, so a team whose whole
+            # feature repo was removed is left for its owners to delete.
+            configs = {team: repo_config(seen.store, team, target.root) for team in seen.teams}
+            return self._observed(configs, infra=False)
         if seen.declared is None:
             return list(_records(target))
-        registries = _registered_teams(target.root, seen.store)
-        configs = {team: repo_config(seen.store, team, target.root) for team in registries}
-        resources = []
-        for team, objects in self.worker.call("observe", teams=configs).items():
-            resources += [Resource(PLANE, o["kind"], key(team, o["kind"], o["name"]), o["body"]) for o in objects]
-        return resources + list(_records(target))
+        configs = {
+            team: repo_config(seen.store, team, target.root) for team in _registered_teams(target.root, seen.store)
+        }
+        return self._observed(configs, infra=True) + list(_records(target))
+
+    def _observed(self, configs: dict[str, dict[str, Any]], infra: bool) -> list[Resource]:
+        found = self.worker.call("observe", teams=configs, infra=infra) if configs else {}
+        return [
+            Resource(PLANE, o["kind"], key(team, o["kind"], o["name"]), o["body"])
+            for team, objects in found.items()
+            for o in objects
+        ]
 
     def apply(self, change: Change, target: Target) -> None:
-        if not target.is_local:
-            super().apply(change, target)
-            return
         _, team, kind, _name = change.key.split("/", 3)
-        seen = self._seen[(target.root, "local")]
+        seen = self._seen[(target.root, target.name)]
         if kind in REGISTRY_KINDS:
             # Feast applies a team's whole project at once; repeating it for the project's
             # other changes finds nothing left to do.

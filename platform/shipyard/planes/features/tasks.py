@@ -143,30 +143,60 @@ def task_desired(root: str, teams: dict[str, dict[str, Any]], infra: bool) -> di
     return out
 
 
-def task_observe(teams: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Each team's objects as registered in its environment's Feast registry."""
-    out = {}
+def task_observe(teams: dict[str, dict[str, Any]], infra: bool) -> dict[str, list[dict[str, Any]]]:
+    """Each team's objects as registered in its environment's Feast registry (none before the first apply)."""
+    out: dict[str, list[dict[str, Any]]] = {}
     for team, config in teams.items():
-        store = _store(config)
-        objects = registry_objects(store.registry.proto(), config["project"])
-        objects += infra_objects(store.registry.get_infra(config["project"]).to_proto())
+        proto = _registry_proto(config)
+        if proto is None:
+            out[team] = []
+            continue
+        objects = registry_objects(proto, config["project"])
+        if infra:
+            objects += infra_objects(_store(config).registry.get_infra(config["project"]).to_proto())
         out[team] = objects
     return out
 
 
-def task_apply(root: str, team: str, config: dict[str, Any], offline: str) -> str:
-    """Make the team's registry and online tables match its repo (``feast apply``); idempotent."""
+def _registry_proto(config: dict[str, Any]) -> Any:
+    """The registry as stored, or None when there is none yet.
+
+    Read through Feast's registry store, not ``FeatureStore``: opening a store whose
+    registry is missing writes an empty one, and observing must change nothing.
+    """
+    from feast.errors import S3RegistryBucketForbiddenAccess, S3RegistryBucketNotExist
+    from feast.infra.registry.registry import get_registry_store_class_from_scheme
+    from feast.repo_config import RegistryConfig
+
+    registry = RegistryConfig(**config["registry"])
+    store = get_registry_store_class_from_scheme(registry.path)(registry, config["repo_path"])
+    try:
+        return store.get_registry_proto()
+    except FileNotFoundError:  # what Feast's file and S3 registry stores raise for a registry not yet written
+        return None
+    except (S3RegistryBucketNotExist, S3RegistryBucketForbiddenAccess) as error:
+        raise UserError(
+            f"cannot read the Feast registry at {registry.path}: {error}",
+            hint="the registry bucket comes from the infra plane; check it exists and this role may read it",
+        ) from error
+
+
+def task_apply(root: str, team: str, config: dict[str, Any], offline: str) -> None:
+    """Make the team's registry and online tables match its repo, exactly as ``feast apply`` does; idempotent."""
+    from feast.repo_operations import apply_total_with_repo_instance
+
     for path in (config["registry"]["path"], config["online_store"].get("path")):
         if path and "://" not in path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     store = _store(config)
     with _team_repo(Path(root), team, offline) as contents:
         try:
-            registry_diff, infra_diff, new_infra = store.plan(contents)
+            # Feast's own apply: plan and diffs for the local SQLite store, the full apply
+            # (which creates DynamoDB tables, for one) everywhere else. Data are checked by
+            # the plane's DataChecks, not by Feast reading every source here.
+            apply_total_with_repo_instance(store, config["project"], store.registry, contents, True)
         except (ValueError, TypeError) as error:
             raise _plan_error(team, error) from error
-        store._apply_diffs(registry_diff, infra_diff, new_infra)  # what `feast apply` runs after its plan
-    return str(registry_diff.to_string())
 
 
 def task_newest(uris: dict[str, str], root: str) -> dict[str, str | None]:

@@ -5,7 +5,9 @@ it, its parameters, schedule, experiment and GPU needs. Desired state is the
 compiled IR (compiled by a worker process, so team code never runs in the engine),
 summarised for review. On the local target, apply registers the version in a local
 pipeline registry (``.shipyard/local/pipelines/``) and runs it with the KFP local
-SubprocessRunner; schedules are recorded there, and only a cluster runs them.
+SubprocessRunner; schedules are recorded there, and only a cluster runs them. On a
+cloud target, apply uploads the version to the environment's Kubeflow Pipelines and
+keeps its recurring run in step with the schedule (``kubeflow.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from typing import Any
 from shipyard.planes.features import data_path, feature_store
 from shipyard.planes.features.config import offline_uri, repo_config
 from shipyard.planes.pipelines import ir
+from shipyard.planes.pipelines.kubeflow import KubeflowPipelines, Schedule
 from shipyard.planes.pipelines.spec import PLATFORM_PARAMETERS, PipelineSpec
+from shipyard.planes.tenancy.environment import environment
 from shipyard.sdk import (
     Action,
     Change,
@@ -132,23 +136,59 @@ class PipelinesPlane(Plane):
         """Fresh IR per pipeline key, for ``shipyard compile``."""
         return self._compile(ctx)
 
-    # -- the local target -------------------------------------------------------------------------
+    # -- targets ----------------------------------------------------------------------------------
 
     def observe(self, target: Target) -> Iterable[Resource]:
-        if not target.is_local:
-            return super().observe(target)
-        return list(_registry(target))
+        if target.is_local:
+            return list(_registry(target))
+        ctx, _ = self._compiled_for(target)
+        server = _server(ctx, target)
+        teams = {_namespace(t): t.name for t in ctx.specs.of_kind("Team")}
+        resources = []
+        for namespace, team in sorted(teams.items()):
+            for found in server.deployed(namespace):
+                body = ir.summary_of(found.pipeline_spec, found.platform_spec, found.metadata.get("ir", ""))
+                body |= {k: found.metadata.get(k) for k in ("owner", "experiment", "registeredModel")}
+                body |= {"schedule": found.schedule, "values": found.metadata.get("values", {})}
+                resources.append(Resource(PLANE, "Pipeline", key(team, found.name.removeprefix(f"{team}-")), body))
+        return resources
 
     def apply(self, change: Change, target: Target) -> None:
-        if not target.is_local:
-            super().apply(change, target)
+        ctx, pipelines = self._compiled_for(target)
+        _, team, name = change.key.split("/", 2)
+        if target.is_local:
+            self._apply_local(change, target, ctx, pipelines)
             return
+        server = _server(ctx, target)
+        namespace = next((_namespace(t) for t in ctx.specs.of_kind("Team") if t.name == team), team)
+        if change.action is Action.DELETE:
+            server.remove(namespace, f"{team}-{name}")
+            return
+        assert change.desired is not None
+        spec = _spec(ctx, change.key)
+        body = change.desired.body
+        metadata = {"ir": body["ir"]} | {k: body[k] for k in ("owner", "experiment", "registeredModel", "values")}
+        schedule = None
+        pipeline: PipelineSpec = spec.spec
+        if pipeline.schedule is not None:
+            kubeflow = environment(ctx.specs, target.name).kubeflow
+            root = kubeflow.pipeline_root if kubeflow else None
+            schedule = Schedule(
+                cron=pipeline.schedule.cron,
+                paused=pipeline.schedule.paused,
+                experiment=pipeline.experiment,
+                arguments=_arguments(spec, ctx, target, body["parameters"]),
+                pipeline_root=root.replace("{team}", team) if root else None,
+            )
+        version = ir.digest(json.dumps(metadata, sort_keys=True))
+        server.publish(namespace, f"{team}-{name}", pipelines[change.key], version, metadata, schedule)
+
+    def _apply_local(self, change: Change, target: Target, ctx: DesiredContext, pipelines: dict[str, str]) -> None:
         if change.action is Action.DELETE:
             _registry(target).delete(change.key)
             return
         assert change.desired is not None
-        ctx, pipelines = self._compiled[(target.root, "local")]
-        spec = next(s for s in ctx.specs.of_kind(PIPELINE.name) if key(str(s.team), s.name) == change.key)
+        spec = _spec(ctx, change.key)
         compiled = pipelines[change.key]
         # The version is kept first; the pipeline counts as applied only once its run succeeds,
         # so a failed run is tried again by the next apply.
@@ -165,6 +205,12 @@ class PipelinesPlane(Plane):
         _record_run(target, change.key, ir.digest(compiled), result)
         _registry(target).put(change.desired)
 
+    def _compiled_for(self, target: Target) -> tuple[DesiredContext, dict[str, str]]:
+        found = self._compiled.get((target.root, target.name))
+        if found is None:
+            raise UserError("the pipelines plane reaches a target only after planning it", hint="run shipyard plan")
+        return found
+
 
 def _problems(spec: Spec, result: dict[str, Any]) -> list[Diagnostic]:
     """The worker's findings about a spec that does not fit its code, at the spec's lines."""
@@ -177,14 +223,31 @@ def _problems(spec: Spec, result: dict[str, Any]) -> list[Diagnostic]:
     return problems
 
 
+def _spec(ctx: DesiredContext, pipeline: str) -> Spec:
+    return next(s for s in ctx.specs.of_kind(PIPELINE.name) if key(str(s.team), s.name) == pipeline)
+
+
+def _namespace(team: Spec) -> str:
+    namespace: str = team.spec.namespace or team.name
+    return namespace
+
+
+def _server(ctx: DesiredContext, target: Target) -> KubeflowPipelines:
+    kubeflow = environment(ctx.specs, target.name).kubeflow
+    if kubeflow is None:
+        raise UserError(
+            f"environment '{target.name}' names no Kubeflow Pipelines server",
+            hint=f"set spec.kubeflow.host in platform/environments/{target.name}.yaml",
+        )
+    return KubeflowPipelines(kubeflow.host)
+
+
 def _arguments(spec: Spec, ctx: DesiredContext, target: Target, declared: dict[str, Any]) -> dict[str, Any]:
-    """The spec's values plus the platform's, for the parameters the pipeline declares."""
+    """The spec's values plus the platform's for ``target``, for the parameters the pipeline declares."""
     assert spec.team is not None
     team = spec.team
     pipeline: PipelineSpec = spec.spec
-    store = feature_store(ctx.specs, "local")
-    tracking = os.environ.get("MLFLOW_TRACKING_URI")
-    mlflow_dir = target.state_dir / "mlflow"
+    store = feature_store(ctx.specs, target.name)
     checks = [
         {
             "name": f"{team}/{c.name}",
@@ -194,19 +257,39 @@ def _arguments(spec: Spec, ctx: DesiredContext, target: Target, declared: dict[s
         for c in ctx.specs.of_kind("DataCheck")
         if c.team == team
     ]
+    offline = offline_uri(store, team)
+    # A cloud run reads everything from URLs; its repo path is its own working folder.
+    anchor = target.root if target.is_local else Path(".")
     platform = {
-        "feature_store": json.dumps(repo_config(store, team, target.root)),
-        "offline_uri": str(target.root / offline_uri(store, team)),
+        "feature_store": json.dumps(repo_config(store, team, anchor)),
+        "offline_uri": offline if "://" in offline else str(target.root / offline),
         "data_checks": json.dumps(checks),
-        "mlflow_tracking_uri": tracking or f"sqlite:///{mlflow_dir / 'mlflow.db'}",
-        "mlflow_artifact_root": "" if tracking else str(mlflow_dir / "artifacts"),
         "experiment": pipeline.experiment,
         "registered_model": pipeline.registered_model or f"{team}-{spec.name}",
-    }
-    if not tracking:
-        mlflow_dir.mkdir(parents=True, exist_ok=True)
+    } | _tracking(ctx, target)
     arguments = {k: v for k, v in platform.items() if k in declared}
     return arguments | dict(pipeline.parameters)
+
+
+def _tracking(ctx: DesiredContext, target: Target) -> dict[str, str]:
+    """Where runs log: the environment's MLflow server, or on the local target $MLFLOW_TRACKING_URI or a SQLite file."""
+    if not target.is_local:
+        mlflow = environment(ctx.specs, target.name).mlflow
+        if mlflow is None:
+            raise UserError(
+                f"environment '{target.name}' names no MLflow tracking server",
+                hint=f"set spec.mlflow.trackingUri in platform/environments/{target.name}.yaml",
+            )
+        return {"mlflow_tracking_uri": mlflow.tracking_uri, "mlflow_artifact_root": ""}
+    tracking = os.environ.get("MLFLOW_TRACKING_URI")
+    if tracking:
+        return {"mlflow_tracking_uri": tracking, "mlflow_artifact_root": ""}
+    folder = target.state_dir / "mlflow"
+    folder.mkdir(parents=True, exist_ok=True)
+    return {
+        "mlflow_tracking_uri": f"sqlite:///{folder / 'mlflow.db'}",
+        "mlflow_artifact_root": str(folder / "artifacts"),
+    }
 
 
 def _registry(target: Target) -> ResourceStore:

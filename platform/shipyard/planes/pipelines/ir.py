@@ -27,6 +27,11 @@ def digest(text: str) -> str:
 
 def summary(ir: str) -> dict[str, Any]:
     pipeline, platform = documents(ir)
+    return summary_of(pipeline, platform, digest(ir))
+
+
+def summary_of(pipeline: dict[str, Any], platform: dict[str, Any], ir_digest: str) -> dict[str, Any]:
+    """The summary of an IR already parsed (as a Kubeflow Pipelines server returns it)."""
     executors = pipeline.get("deploymentSpec", {}).get("executors", {})
     kubernetes = platform.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {}).get("executors", {})
     components = pipeline.get("components", {})
@@ -58,7 +63,7 @@ def summary(ir: str) -> dict[str, Any]:
         "components": {name.removeprefix("comp-"): component_summary(name) for name in sorted(components)},
         "tasks": tasks,
         "parameters": parameters,
-        "ir": digest(ir),
+        "ir": ir_digest,
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
+from shipyard.planes.tenancy.environment import ENVIRONMENT
 from shipyard.planes.tenancy.manifests import PLANE, team_resources
 from shipyard.planes.tenancy.policies import POLICIES
 from shipyard.planes.tenancy.spec import TeamSpec
@@ -56,7 +57,7 @@ class TenancyPlane(Plane):
 
 @hookimpl
 def shipyard_kinds() -> list[Kind]:
-    return [TEAM]
+    return [TEAM, ENVIRONMENT]
 
 
 @hookimpl

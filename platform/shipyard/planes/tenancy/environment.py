@@ -1,0 +1,54 @@
+"""The ``Environment`` kind: where a cloud environment's platform services answer.
+
+One file per environment (``platform/environments/<env>.yaml``). It holds
+addresses only; credentials come from the machine that runs apply (a token in
+the environment, or the CI role), never from the repo.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shipyard.sdk.errors import UserError
+from shipyard.sdk.kinds import Kind, SpecModel, SpecSet
+
+URL_PATTERN = r"^https?://[^\s/]+(/\S*)?$"
+
+
+class Kubeflow(SpecModel):
+    host: str = Field(pattern=URL_PATTERN, description="The Kubeflow Pipelines API endpoint (kfp.Client host)")
+    pipeline_root: str | None = Field(
+        default=None,
+        pattern=r"^(s3|gs|minio)://\S+$",
+        description="Where runs keep their artifacts; '{team}' is replaced by the team name",
+    )
+
+
+class Mlflow(SpecModel):
+    tracking_uri: str = Field(pattern=URL_PATTERN, description="The MLflow tracking server runs log to")
+
+
+class EnvironmentSpec(SpecModel):
+    kubeflow: Kubeflow | None = None
+    mlflow: Mlflow | None = None
+
+
+ENVIRONMENT = Kind(
+    "Environment",
+    EnvironmentSpec,
+    globs=("platform/environments/*.yaml",),
+    description="A cloud environment's platform endpoints (Kubeflow Pipelines, MLflow).",
+    team_scoped=False,
+)
+
+
+def environment(specs: SpecSet, name: str) -> EnvironmentSpec:
+    """The Environment spec named ``name``."""
+    for spec in specs.of_kind(ENVIRONMENT.name):
+        if spec.name == name:
+            found: EnvironmentSpec = spec.spec
+            return found
+    raise UserError(
+        f"no environment '{name}' is declared",
+        hint=f"add platform/environments/{name}.yaml (kind: Environment) with its endpoints",
+    )
