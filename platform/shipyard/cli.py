@@ -362,6 +362,70 @@ def compile(session: Session, check: bool) -> None:
         raise click.exceptions.Exit(EXIT_USER)
 
 
+def _local_deployment(session: Session, ref: str, environment: str) -> tuple[Any, Any]:
+    from shipyard.engine.planner import validate as load
+    from shipyard.planes.models import deployment, local_registry
+    from shipyard.sdk.errors import UserError
+
+    specs = load(session.registry, session.root).specs
+    spec = deployment(specs, ref)
+    if environment != "local":
+        raise UserError(
+            f"aliases in '{environment}' move only when a merged change is applied, never by hand",
+            hint=f"set spec.serve.{environment}.version in {spec.source.file}, open a pull request, "
+            f"and apply it once merged",
+        )
+    return spec, local_registry(specs, session.root)
+
+
+@cli.command()
+@click.argument("deployment", metavar="TEAM/MODEL")
+@click.option("--to", "alias", help="The alias to move. Default: the one the environment serves.")
+@click.option("--version", "version", type=int, help="The model version. Default: the newest.")
+@click.option("--env", default="local", show_default=True, help="Environment (others move by pull request).")
+@click.option("--reason", default="promoted by hand", show_default=True, help="Recorded on the version.")
+@pass_session
+def promote(session: Session, deployment: str, alias: str | None, version: int | None, env: str, reason: str) -> None:
+    """Move a model's alias to a version, only if it passes the deployment's gates.
+
+    Who, when, why and the previous version are recorded as tags on the version, so
+    `shipyard rollback` can go back. A failing gate is named and nothing moves (exit 1).
+    """
+    from shipyard.planes.models import promote as run_promote
+
+    spec, registry = _local_deployment(session, deployment, env)
+    alias = alias or spec.spec.serve[env].alias
+    model = spec.spec.registered_model
+    version = version or next(iter(registry.versions(model)), None)
+    if version is None:
+        from shipyard.sdk.errors import UserError
+
+        raise UserError(f"{model} has no versions", hint="train it first: shipyard apply")
+    previous = run_promote(registry, spec, alias, version, why=reason)
+    left = "nothing" if previous is None else f"version {previous}"
+    click.echo(f"{model}@{alias} → version {version} (was {left}). Run `shipyard apply` to serve it.")
+
+
+@cli.command()
+@click.argument("deployment", metavar="TEAM/MODEL")
+@click.option("--alias", help="The alias to move back. Default: the one the environment serves.")
+@click.option("--env", default="local", show_default=True, help="Environment (others move by pull request).")
+@click.option("--reason", default="rolled back by hand", show_default=True, help="Recorded on both versions.")
+@pass_session
+def rollback(session: Session, deployment: str, alias: str | None, env: str, reason: str) -> None:
+    """Move a model's alias back to the version it served before its last promotion.
+
+    The version it leaves is marked rejected, so it is not promoted again automatically.
+    """
+    from shipyard.planes.models import rollback as run_rollback
+
+    spec, registry = _local_deployment(session, deployment, env)
+    alias = alias or spec.spec.serve[env].alias
+    left, back = run_rollback(registry, spec, alias, why=reason)
+    model = spec.spec.registered_model
+    click.echo(f"{model}@{alias} → version {back} (version {left} rejected). Run `shipyard apply` to serve it.")
+
+
 @cli.command()
 def version() -> None:
     """Print Shipyard's version."""

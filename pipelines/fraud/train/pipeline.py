@@ -15,7 +15,10 @@ RUNTIME = "ghcr.io/shipyard-dev/runtime:0.1.0"
 
 @dsl.component(base_image=RUNTIME, install_kfp_package=False)
 def check_data(data_checks: str) -> str:
-    """The Great Expectations gate: every check on all of its data, before anything trains on it."""
+    """The Great Expectations gate: every check on all of its data, before anything trains on it.
+
+    Returns the names of the checks passed; the model version records them for promotion gates.
+    """
     import json
 
     import pandas as pd
@@ -28,7 +31,7 @@ def check_data(data_checks: str) -> str:
         problems += [f"{check['name']}: {describe(f)}" for f in failures]
     if problems:
         raise RuntimeError("data checks failed:\n" + "\n".join(problems))
-    return f"{len(json.loads(data_checks))} data checks passed"
+    return ",".join(check["name"] for check in json.loads(data_checks))
 
 
 @dsl.component(base_image=RUNTIME, install_kfp_package=False)
@@ -59,6 +62,7 @@ def train(
     test_fraction: float,
     model: dsl.Output[dsl.Model],
     metrics: dsl.Output[dsl.Metrics],
+    holdout: dsl.Output[dsl.Dataset],
 ):
     """Gradient-boosted trees; XGBoost on a GPU when one is visible, scikit-learn on the CPU otherwise."""
     import json
@@ -73,6 +77,7 @@ def train(
     frame = pd.read_parquet(examples.path).dropna(subset=features)
     cut = int(len(frame) * (1 - test_fraction))  # the newest events are held out, as in production
     train_set, test_set = frame.iloc[:cut], frame.iloc[cut:]
+    test_set[[*features, "is_fraud"]].to_parquet(holdout.path, index=False)
 
     device = "cpu"
     try:
@@ -116,6 +121,8 @@ def train(
 def register(
     model: dsl.Input[dsl.Model],
     metrics: dsl.Input[dsl.Metrics],
+    holdout: dsl.Input[dsl.Dataset],
+    checks_passed: str,
     mlflow_tracking_uri: str,
     mlflow_artifact_root: str,
     experiment: str,
@@ -130,6 +137,7 @@ def register(
 
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow
+    import mlflow.data
     import sklearn
     from mlflow.models import infer_signature
 
@@ -146,7 +154,11 @@ def register(
     with mlflow.start_run() as run:
         mlflow.log_params({"max_iter": max_iter, "learning_rate": learning_rate, "max_depth": max_depth})
         mlflow.log_metrics({k: float(v) for k, v in metrics.metadata.items() if isinstance(v, int | float)})
-        mlflow.set_tags({"device": trained["device"], "features": ",".join(features)})
+        mlflow.set_tags(
+            {"device": trained["device"], "features": ",".join(features), "shipyard.data_checks": checks_passed}
+        )
+        evaluation = mlflow.data.from_pandas(pd.read_parquet(holdout.path), name="fraud-holdout", targets="is_fraud")
+        mlflow.log_input(evaluation, context="evaluation")
         info = mlflow.sklearn.log_model(
             estimator,
             name="model",
@@ -185,6 +197,8 @@ def fraud_train(
     register(
         model=trained.outputs["model"],
         metrics=trained.outputs["metrics"],
+        holdout=trained.outputs["holdout"],
+        checks_passed=gate.output,
         mlflow_tracking_uri=mlflow_tracking_uri,
         mlflow_artifact_root=mlflow_artifact_root,
         experiment=experiment,

@@ -35,10 +35,12 @@ def validate(registry: Registry, root: Path) -> Validation:
     return Validation(specs, tuple(run_policies(registry.policies, specs)))
 
 
-def desired_state(registry: Registry, root: Path, specs: SpecSet, environment: str) -> list[Resource]:
+def desired_state(
+    registry: Registry, root: Path, specs: SpecSet, environment: str, *, live: bool = True
+) -> list[Resource]:
     for plane in registry.planes:
         plane.warm_up(root)
-    ctx = DesiredContext(root=root, specs=specs, environment=environment)
+    ctx = DesiredContext(root=root, specs=specs, environment=environment, live=live)
     return [resource for plane in registry.planes for resource in plane.desired(ctx)]
 
 
@@ -65,12 +67,13 @@ def plan(
     if target.kind != "base":
         environment = target.name
     validation = validation or validate(registry, root)
-    desired = desired_state(registry, root, validation.specs, environment)
+    live = target.kind != "base"
+    desired = desired_state(registry, root, validation.specs, environment, live=live)
     findings = validation.findings + tuple(
         run_policies([p for p in registry.policies if p.needs_resources], validation.specs, desired)
     )
     if check_data:
-        ctx = DesiredContext(root=root, specs=validation.specs, environment=environment)
+        ctx = DesiredContext(root=root, specs=validation.specs, environment=environment, live=live)
         findings += tuple(finding for plane in registry.planes for finding in plane.check(ctx))
     if target.kind == "base":
         observed = _desired_at(registry, root, target.revision, environment)
@@ -89,4 +92,7 @@ def _desired_at(registry: Registry, root: Path, revision: str, environment: str)
                 hint="plan against a revision whose specs are valid",
             ) from error
         # Positions from a temporary tree would point nowhere; the keys are what matter.
-        return [Resource(r.plane, r.kind, r.key, r.body) for r in desired_state(registry, tree, specs, environment)]
+        return [
+            Resource(r.plane, r.kind, r.key, r.body)
+            for r in desired_state(registry, tree, specs, environment, live=False)
+        ]

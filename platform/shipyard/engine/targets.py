@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Literal
 
 from shipyard.sdk.errors import UserError
-from shipyard.sdk.planes import Target
+from shipyard.sdk.planes import STATE_DIR, Target, local_state_dir
 
-STATE_DIR = ".shipyard"
 _ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
 
@@ -29,8 +28,8 @@ class TargetRef:
                 f"cannot apply to '{self.name}': a git revision is only a baseline to plan against",
                 hint="apply to 'local' or an environment",
             )
-        folder = "local" if self.kind == "local" else f"targets/{self.name}"
-        return Target(self.name, self.kind, root, root / STATE_DIR / folder)
+        state = local_state_dir(root) if self.kind == "local" else root / STATE_DIR / "targets" / self.name
+        return Target(self.name, self.kind, root, state)
 
 
 def parse_target(text: str) -> TargetRef:

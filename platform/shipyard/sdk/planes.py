@@ -12,6 +12,13 @@ from shipyard.sdk.errors import TargetUnavailable
 from shipyard.sdk.kinds import SpecSet
 from shipyard.sdk.model import Change, Diagnostic, FieldPath, Resource
 
+STATE_DIR = ".shipyard"  # git-ignored: what applying did, per target
+
+
+def local_state_dir(root: Path) -> Path:
+    """The local target's state folder in a checkout."""
+    return root / STATE_DIR / "local"
+
 
 @dataclass(frozen=True)
 class Target:
@@ -29,11 +36,18 @@ class Target:
 
 @dataclass(frozen=True)
 class DesiredContext:
-    """What ``Plane.desired`` may read: the repo tree and its validated specs."""
+    """What ``Plane.desired`` may read: the repo tree and its validated specs.
+
+    ``live`` says whether a plane may also read the environment's live state to pin
+    what specs leave open (the newest event to materialize up to, the model version
+    an alias should move to). It is False when planning against a git revision, so
+    both sides of a pull request plan are computed alike, from git alone.
+    """
 
     root: Path
     specs: SpecSet
     environment: str
+    live: bool = True
 
 
 class Plane(abc.ABC):

@@ -103,7 +103,8 @@ class FeaturesPlane(Plane):
             for check in seen.checks_of(team):
                 body = check.spec.model_dump(mode="json", by_alias=True)
                 yield Resource(PLANE, "DataCheck", key(team, "DataCheck", check.name), body, check.source)
-            yield from self._materializations(seen, team, found)
+            if ctx.live:
+                yield from self._materializations(seen, team, found)
 
     def _read(self, ctx: DesiredContext) -> _Seen:
         cached = self._seen.get((ctx.root, ctx.environment))

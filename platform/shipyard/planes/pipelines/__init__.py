@@ -13,7 +13,6 @@ keeps its recurring run in step with the schedule (``kubeflow.py``).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -24,7 +23,7 @@ from shipyard.planes.features.config import offline_uri, repo_config
 from shipyard.planes.pipelines import ir
 from shipyard.planes.pipelines.kubeflow import KubeflowPipelines, Schedule
 from shipyard.planes.pipelines.spec import PLATFORM_PARAMETERS, PipelineSpec
-from shipyard.planes.tenancy.environment import environment
+from shipyard.planes.tenancy.environment import environment, mlflow_tracking
 from shipyard.sdk import (
     Action,
     Change,
@@ -272,24 +271,10 @@ def _arguments(spec: Spec, ctx: DesiredContext, target: Target, declared: dict[s
 
 
 def _tracking(ctx: DesiredContext, target: Target) -> dict[str, str]:
-    """Where runs log: the environment's MLflow server, or on the local target $MLFLOW_TRACKING_URI or a SQLite file."""
-    if not target.is_local:
-        mlflow = environment(ctx.specs, target.name).mlflow
-        if mlflow is None:
-            raise UserError(
-                f"environment '{target.name}' names no MLflow tracking server",
-                hint=f"set spec.mlflow.trackingUri in platform/environments/{target.name}.yaml",
-            )
-        return {"mlflow_tracking_uri": mlflow.tracking_uri, "mlflow_artifact_root": ""}
-    tracking = os.environ.get("MLFLOW_TRACKING_URI")
-    if tracking:
-        return {"mlflow_tracking_uri": tracking, "mlflow_artifact_root": ""}
-    folder = target.state_dir / "mlflow"
-    folder.mkdir(parents=True, exist_ok=True)
-    return {
-        "mlflow_tracking_uri": f"sqlite:///{folder / 'mlflow.db'}",
-        "mlflow_artifact_root": str(folder / "artifacts"),
-    }
+    uri, artifacts = mlflow_tracking(ctx.specs, target.name, target.state_dir)
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return {"mlflow_tracking_uri": uri, "mlflow_artifact_root": artifacts}
 
 
 def _registry(target: Target) -> ResourceStore:

@@ -7,6 +7,9 @@ the environment, or the CI role), never from the repo.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from pydantic import Field
 
 from shipyard.sdk.errors import UserError
@@ -52,3 +55,24 @@ def environment(specs: SpecSet, name: str) -> EnvironmentSpec:
         f"no environment '{name}' is declared",
         hint=f"add platform/environments/{name}.yaml (kind: Environment) with its endpoints",
     )
+
+
+def mlflow_tracking(specs: SpecSet, name: str, local_state: Path) -> tuple[str, str]:
+    """(tracking URI, artifact root) for environment ``name``; the artifact root is empty where the server decides.
+
+    Locally: ``$MLFLOW_TRACKING_URI`` when set (the local platform's server), else a SQLite
+    file and an artifact folder in the local state.
+    """
+    if name != "local":
+        mlflow = environment(specs, name).mlflow
+        if mlflow is None:
+            raise UserError(
+                f"environment '{name}' names no MLflow tracking server",
+                hint=f"set spec.mlflow.trackingUri in platform/environments/{name}.yaml",
+            )
+        return mlflow.tracking_uri, ""
+    tracking = os.environ.get("MLFLOW_TRACKING_URI")
+    if tracking:
+        return tracking, ""
+    folder = local_state / "mlflow"
+    return f"sqlite:///{folder / 'mlflow.db'}", str(folder / "artifacts")

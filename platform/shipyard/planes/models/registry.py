@@ -1,0 +1,105 @@
+"""The models plane's adapter to an MLflow model registry (local SQLite or a tracking server over REST).
+
+Aliases are how versions are promoted (stages are deprecated). Every move records
+who, when, why and the version the alias left as tags on the version it now points
+at, so a rollback knows where to go back to.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from shipyard.planes.models.gates import Candidate
+
+TAG = "shipyard"
+DATA_CHECKS_TAG = f"{TAG}.data_checks"  # the training pipeline's gate records what it passed
+REJECTED_TAG = f"{TAG}.rejected"
+
+
+def _tag(alias: str, what: str) -> str:
+    return f"{TAG}.{alias}.{what}"
+
+
+class ModelRegistry:
+    def __init__(self, tracking_uri: str) -> None:
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        from mlflow import MlflowClient  # imported here: only the models plane needs it
+
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self.uri = tracking_uri
+
+    def alias(self, model: str, alias: str) -> int | None:
+        """The version ``alias`` points at, or None (also when the model is not registered yet)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return int(self.client.get_model_version_by_alias(model, alias).version)
+        except MlflowException as error:
+            if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise
+
+    def versions(self, model: str) -> list[int]:
+        """Every version of ``model``, newest first."""
+        found = self.client.search_model_versions(f"name = '{model}'")
+        return sorted((int(v.version) for v in found), reverse=True)
+
+    def candidate(self, model: str, version: int) -> Candidate:
+        found = self.client.get_model_version(model, str(version))
+        metrics: dict[str, float] = {}
+        checks: frozenset[str] = frozenset()
+        datasets: frozenset[str] = frozenset()
+        if found.run_id:
+            run = self.client.get_run(found.run_id)
+            metrics = dict(run.data.metrics)
+            checks = frozenset(filter(None, run.data.tags.get(DATA_CHECKS_TAG, "").split(",")))
+            datasets = frozenset(
+                d.dataset.name
+                for d in (run.inputs.dataset_inputs if run.inputs else [])
+                if any(t.key == "mlflow.data.context" and t.value == "evaluation" for t in d.tags)
+            )
+        return Candidate(version, metrics, checks, datasets, dict(found.tags or {}))
+
+    def storage_uri(self, model: str, version: int) -> str:
+        """Where the version's files are: what KServe's storage initializer downloads."""
+        return str(self.client.get_model_version_download_uri(model, str(version)))
+
+    def move(self, model: str, alias: str, version: int, why: str) -> int | None:
+        """Point ``alias`` at ``version``, recording who, when, why and where it was; returns that previous version."""
+        previous = self.alias(model, alias)
+        self.client.set_registered_model_alias(model, alias, str(version))
+        record: dict[str, Any] = {
+            "by": _who(),
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "why": why,
+            "previous": "" if previous is None else str(previous),
+        }
+        for what, value in record.items():
+            self.client.set_model_version_tag(model, str(version), _tag(alias, what), value)
+        return previous
+
+    def previous(self, model: str, alias: str) -> int | None:
+        """The version ``alias`` pointed at before its last move, from the tags that move left."""
+        current = self.alias(model, alias)
+        if current is None:
+            return None
+        tags = self.client.get_model_version(model, str(current)).tags or {}
+        value = tags.get(_tag(alias, "previous"), "")
+        return int(value) if value else None
+
+    def reject(self, model: str, version: int, why: str) -> None:
+        """Mark a version never to be promoted again automatically (a rollback does this)."""
+        self.client.set_model_version_tag(model, str(version), REJECTED_TAG, why)
+
+
+def _who() -> str:
+    actor = os.environ.get("GITHUB_ACTOR")  # in CI, the person whose merge is being applied
+    if actor:
+        return f"{actor} (GitHub Actions run {os.environ.get('GITHUB_RUN_ID', '?')})"
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())

@@ -1,0 +1,136 @@
+"""The ``ModelDeployment`` kind: which MLflow model version an environment serves, how, and the gates to get there."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from shipyard.planes.tenancy.spec import Quantity
+from shipyard.sdk.kinds import NAME_PATTERN, SpecModel
+
+ALIAS_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
+#: A metric gate as a reviewer reads it: ``roc_auc >= 0.85``.
+METRIC_GATE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*(>=|<=|>|<)\s*(-?[0-9]+(?:\.[0-9]+)?)\s*$")
+
+
+class Resources(SpecModel):
+    cpu: Quantity = Field(default="1", description="CPU request and limit of each replica (a Kubernetes quantity)")
+    memory: Quantity = Field(default="2Gi", description="Memory request and limit of each replica")
+    gpu: int = Field(default=0, ge=0, le=8, description="nvidia.com/gpu per replica; needs gpuPool")
+    gpu_pool: str | None = Field(
+        default=None, pattern=NAME_PATTERN, description="The GPU node pool replicas run on (infra node pool name)"
+    )
+
+
+class Replicas(SpecModel):
+    min: int = Field(default=1, ge=0, le=100, description="Fewest replicas (0 lets Serverless scale to zero)")
+    max: int = Field(default=3, ge=1, le=100, description="Most replicas")
+
+
+class Autoscaling(SpecModel):
+    metric: Literal["concurrency", "rps", "cpu", "memory"] = Field(
+        default="concurrency", description="What the autoscaler watches"
+    )
+    target: int = Field(default=10, ge=1, description="Target value per replica (requests, or % utilisation)")
+
+
+class Canary(SpecModel):
+    """A new version takes ``percent`` of traffic first; the analysis decides whether it is promoted."""
+
+    percent: int = Field(ge=1, le=99, description="Share of requests the new version gets during the canary")
+    requests: int = Field(default=200, ge=10, description="Requests the analysis waits for before it decides")
+    max_error_rate: float = Field(
+        default=0.01, ge=0, le=1, description="Highest share of failed canary requests accepted"
+    )
+    max_latency_ratio: float = Field(
+        default=1.5, gt=0, description="Highest canary p95 latency accepted, as a multiple of the stable one's"
+    )
+
+
+class ChampionDelta(SpecModel):
+    metric: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", description="A metric both runs logged")
+    by: float = Field(ge=0, description="How much worse than the current version's value is still accepted")
+    higher_is_better: bool = Field(default=True, description="False for losses (log_loss, rmse)")
+
+
+class Gates(SpecModel):
+    """What a version must show before an alias moves to it; each failure is named."""
+
+    metrics: list[str] = Field(
+        default_factory=list, description="Thresholds on the training run's metrics, e.g. 'roc_auc >= 0.85'"
+    )
+    no_worse_than_current: ChampionDelta | None = Field(
+        default=None, description="The new version may trail the version the alias serves now by at most 'by'"
+    )
+    data_checks: list[str] = Field(
+        default_factory=list, description="DataChecks (names in features/<team>/checks) the run must have passed"
+    )
+    evaluation_dataset: str | None = Field(
+        default=None, description="A dataset the run must have logged as its evaluation input"
+    )
+
+    @field_validator("metrics")
+    @classmethod
+    def _metric_gates(cls, value: list[str]) -> list[str]:
+        for gate in value:
+            if not METRIC_GATE.match(gate):
+                raise ValueError(f"'{gate}' is not '<metric> >=|<=|>|< <number>', e.g. 'roc_auc >= 0.85'")
+        return value
+
+
+class Serve(SpecModel):
+    """What one environment serves: the alias, and in cloud environments the version git says it points at."""
+
+    alias: str = Field(pattern=ALIAS_PATTERN, description="The MLflow alias this environment serves, e.g. champion")
+    version: int | None = Field(
+        default=None,
+        ge=1,
+        description="The version the alias must point at. Cloud environments move aliases only to this "
+        "(a pull request changes it); without it, the newest version that passes the gates is promoted",
+    )
+
+    @field_validator("alias")
+    @classmethod
+    def _named(cls, value: str) -> str:
+        if re.fullmatch(r"v[0-9]+", value):
+            raise ValueError(f"'{value}' is reserved by MLflow for version numbers; name the alias")
+        return value
+
+
+class ModelDeploymentSpec(SpecModel):
+    registered_model: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="The MLflow registered model to serve"
+    )
+    serve: dict[str, Serve] = Field(
+        min_length=1,
+        description="Per environment (local, dev, staging, prod): the alias it serves, e.g. dev: {alias: challenger}",
+    )
+    runtime: Literal["mlflow", "sklearn", "xgboost", "custom"] = Field(
+        default="mlflow", description="The KServe model format (custom: your own image)"
+    )
+    image: str | None = Field(default=None, description="The serving image; required for runtime: custom only")
+    protocol: Literal["v1", "v2"] = Field(default="v2", description="KServe inference protocol")
+    mode: Literal["Serverless", "RawDeployment", "Standard"] = Field(
+        default="Serverless", description="KServe deployment mode (Standard is RawDeployment's newer name)"
+    )
+    resources: Resources = Field(default_factory=Resources)
+    replicas: Replicas = Field(default_factory=Replicas)
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling)
+    canary: Canary | None = None
+    gates: Gates = Field(default_factory=Gates)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelDeploymentSpec:
+        if self.runtime == "custom" and not self.image:
+            raise ValueError("runtime 'custom' needs an image")
+        if self.runtime != "custom" and self.image:
+            raise ValueError(f"image is only for runtime 'custom'; KServe picks the {self.runtime} server")
+        if self.resources.gpu and not self.resources.gpu_pool:
+            raise ValueError("resources.gpu needs resources.gpuPool: the node pool the replicas are scheduled on")
+        if self.replicas.min > self.replicas.max:
+            raise ValueError(f"replicas.min ({self.replicas.min}) is more than replicas.max ({self.replicas.max})")
+        if self.replicas.min == 0 and self.mode != "Serverless":
+            raise ValueError("replicas.min 0 (scale to zero) needs mode Serverless")
+        return self

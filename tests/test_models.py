@@ -1,0 +1,256 @@
+"""The models plane: ModelDeployment specs, InferenceService rendering checked against the CRD, gates,
+promotion and rollback against a real MLflow registry (SQLite, in the test's folder)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from conftest import Result, commit, edit, example_repo
+from shipyard.planes.models import validation
+from shipyard.planes.models.gates import Candidate, evaluate
+from shipyard.planes.models.render import Serving, inference_service, standard_canary
+from shipyard.planes.models.spec import ModelDeploymentSpec
+
+MODEL = "fraud-scorer"
+SPEC = "models/fraud/fraud-scorer.yaml"
+
+
+def _spec(**changes: object) -> ModelDeploymentSpec:
+    base: dict[str, object] = {"registeredModel": MODEL, "serve": {"local": {"alias": "champion"}}}
+    return ModelDeploymentSpec.model_validate(base | changes)
+
+
+# -- rendering and the CRD schema -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"mode": "Standard", "autoscaling": {"metric": "cpu", "target": 70}},
+        {"runtime": "sklearn", "protocol": "v1", "resources": {"gpu": 2, "gpuPool": "gpu-a10g"}},
+        {"runtime": "custom", "image": "ghcr.io/acme/scorer:1.2.0"},
+        {"replicas": {"min": 0, "max": 2}},
+    ],
+)
+def test_every_kind_of_deployment_renders_a_manifest_the_crd_accepts(changes: dict) -> None:
+    manifest = inference_service(_spec(**changes), "scorer", "fraud", "fraud", Serving(3, "s3://b/m/artifacts"))
+    assert list(validation.problems(manifest)) == []
+    assert manifest["apiVersion"] == "serving.kserve.io/v1beta1"
+
+
+def test_a_gpu_deployment_gets_the_pool_toleration_and_node_selector() -> None:
+    spec = _spec(resources={"gpu": 1, "gpuPool": "gpu-a10g"})
+    predictor = inference_service(spec, "scorer", "fraud", "fraud", Serving(1, "s3://x"))["spec"]["predictor"]
+    assert predictor["tolerations"] == [
+        {"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Equal", "value": "true"}
+    ]
+    assert predictor["nodeSelector"] == {"shipyard.dev/pool": "gpu-a10g"}
+    assert predictor["model"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+def test_the_canary_follows_the_deployment_mode() -> None:
+    serverless = inference_service(_spec(), "scorer", "fraud", "fraud", Serving(2, "s3://x"), canary_percent=10)
+    assert serverless["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    assert list(validation.problems(serverless)) == []
+
+    canary, route = standard_canary(_spec(mode="Standard"), "scorer", "fraud", "fraud", Serving(2, "s3://x"), 10)
+    assert "canaryTrafficPercent" not in canary["spec"]["predictor"]
+    assert canary["metadata"]["name"] == "scorer-canary"
+    assert list(validation.problems(canary)) == []
+    weights = [(b["name"], b["weight"]) for b in route["spec"]["rules"][0]["backendRefs"]]
+    assert weights == [("scorer-predictor", 90), ("scorer-canary-predictor", 10)]
+
+
+def test_schema_problems_point_back_at_the_spec_field() -> None:
+    manifest = inference_service(_spec(), "scorer", "fraud", "fraud", Serving(1, "s3://x"))
+    manifest["spec"]["predictor"]["minReplicas"] = "one"
+    manifest["spec"]["predictor"]["model"]["resources"]["limits"]["cpu"] = {"cores": 1}
+    manifest["spec"]["predictor"]["model"]["storgeUri"] = "typo"  # an API server would drop it silently
+
+    found = dict(validation.problems(manifest))
+
+    assert "'one' is not of type 'integer'" in found[("spec", "predictor", "minReplicas")]
+    assert validation.spec_path(("spec", "predictor", "minReplicas")) == ("spec", "replicas", "min")
+    assert ("spec", "predictor", "model", "resources", "limits", "cpu") in found
+    assert validation.spec_path(("spec", "predictor", "model", "resources", "limits")) == ("spec", "resources")
+    assert any("storgeUri" in message for message in found.values())
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"runtime": "custom"}, "runtime 'custom' needs an image"),
+        ({"image": "x:1"}, "image is only for runtime 'custom'"),
+        ({"resources": {"gpu": 1}}, "resources.gpu needs resources.gpuPool"),
+        ({"replicas": {"min": 5, "max": 2}}, "replicas.min (5) is more than replicas.max (2)"),
+        ({"replicas": {"min": 0, "max": 2}, "mode": "Standard"}, "scale to zero"),
+        ({"gates": {"metrics": ["roc_auc > high"]}}, "is not '<metric> >=|<=|>|< <number>'"),
+        ({"serve": {"local": {"alias": "v2"}}}, "reserved by MLflow"),
+    ],
+)
+def test_bad_deployments_are_refused_with_the_reason(changes: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        _spec(**changes)
+
+
+# -- gates ----------------------------------------------------------------------------------------
+
+
+def test_each_failing_gate_is_named() -> None:
+    gates = _spec(
+        gates={
+            "metrics": ["roc_auc >= 0.85", "log_loss <= 0.5"],
+            "noWorseThanCurrent": {"metric": "roc_auc", "by": 0.01},
+            "dataChecks": ["transactions"],
+            "evaluationDataset": "fraud-holdout",
+        }
+    ).gates
+    current = Candidate(1, {"roc_auc": 0.9, "log_loss": 0.3}, frozenset({"transactions"}), frozenset({"fraud-holdout"}))
+    bad = Candidate(2, {"roc_auc": 0.8}, frozenset(), frozenset())
+
+    failures = [str(f) for f in evaluate(gates, bad, current)]
+
+    assert failures == [
+        "gate 'roc_auc >= 0.85' failed: version 2 has roc_auc = 0.8",
+        "gate 'log_loss <= 0.5' failed: version 2 logged no metric 'log_loss'",
+        "gate 'no worse than version 1 by more than 0.01 on roc_auc' failed: roc_auc 0.9 → 0.8",
+        "gate 'data check transactions passed' failed: the run passed: none",
+        "gate 'evaluated on fraud-holdout' failed: the run logged: none",
+    ]
+    good = Candidate(3, {"roc_auc": 0.895, "log_loss": 0.31}, frozenset({"transactions"}), frozenset({"fraud-holdout"}))
+    assert evaluate(gates, good, current) == []
+
+
+# -- the plane against a real MLflow registry -----------------------------------------------------
+
+
+@pytest.fixture
+def models_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
+    """The example repo with a local MLflow registry in its own folder."""
+    root = example_repo(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return root, uri
+
+
+def _register(uri: str, tmp_path: Path, roc_auc: float, log_loss: float = 0.3) -> int:
+    """Log a run the way the training pipeline does (metrics, passed checks, evaluation set) and register it."""
+    import mlflow
+    import mlflow.data
+    import pandas as pd
+    from sklearn.dummy import DummyClassifier
+
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name("fraud") is None:
+        mlflow.create_experiment("fraud", artifact_location=str(tmp_path / "artifacts"))
+    mlflow.set_experiment("fraud")
+    frame = pd.DataFrame({"amount": [1.0, 2.0], "is_fraud": [0, 1]})
+    with mlflow.start_run():
+        mlflow.log_metrics({"roc_auc": roc_auc, "log_loss": log_loss})
+        mlflow.set_tag("shipyard.data_checks", "fraud/transactions,fraud/user-stats")
+        mlflow.log_input(mlflow.data.from_pandas(frame, name="fraud-holdout", targets="is_fraud"), context="evaluation")
+        info = mlflow.sklearn.log_model(
+            DummyClassifier().fit(frame[["amount"]], frame["is_fraud"]),
+            name="model",
+            registered_model_name=MODEL,
+            pip_requirements=["scikit-learn"],
+        )
+    return int(info.registered_model_version)
+
+
+def _plan(shipyard: Callable[..., Result], root: Path, *args: str) -> tuple[int, dict]:
+    result = shipyard("plan", "--plane", "models", "--format", "json", *args, repo=root)
+    return result.code, json.loads(result.out)
+
+
+def _changes(data: dict) -> dict[str, dict]:
+    return {c["key"]: c for c in data["plan"]["changes"] if c["action"] != "noop"}
+
+
+def _alias(uri: str, alias: str = "champion") -> int:
+    from mlflow import MlflowClient
+
+    return int(MlflowClient(uri, uri).get_model_version_by_alias(MODEL, alias).version)
+
+
+def test_promotion_through_gates_then_rollback(models_repo, tmp_path: Path, shipyard) -> None:
+    from mlflow import MlflowClient
+
+    root, uri = models_repo
+    code, data = _plan(shipyard, root)
+    assert code == 0
+    [alias] = _changes(data).values()  # nothing trained: an alias to set, nothing to serve yet
+    assert alias["desired"]["body"]["version"] is None
+
+    first = _register(uri, tmp_path, roc_auc=0.82)
+    code, data = _plan(shipyard, root)
+    changes = _changes(data)
+    assert changes["models/fraud/fraud-scorer/ModelAlias"]["desired"]["body"]["version"] == first
+    service = changes["models/fraud/fraud-scorer/InferenceService"]["desired"]["body"]
+    assert service["spec"]["predictor"]["model"]["storageUri"].endswith("/artifacts")
+    assert shipyard("apply", "--plane", "models", repo=root).code == 0
+    assert _alias(uri) == first
+    tags = MlflowClient(uri, uri).get_model_version(MODEL, str(first)).tags
+    assert tags["shipyard.champion.why"] == "shipyard apply"
+
+    # A worse version is held back: the plan warns with the gate named, and promote refuses it.
+    worse = _register(uri, tmp_path, roc_auc=0.70)
+    code, data = _plan(shipyard, root)
+    assert _changes(data) == {}
+    [warning] = [d for d in data["diagnostics"] if d["rule"] == "models/gates"]
+    assert "gate 'roc_auc >= 0.75' failed: version 2 has roc_auc = 0.7" in warning["message"]
+    refused = shipyard("promote", "fraud/fraud-scorer", "--version", str(worse), repo=root)
+    assert refused.code == 1
+    assert "gate 'roc_auc >= 0.75' failed" in refused.err
+    assert _alias(uri) == first
+
+    # A better one moves the alias and the served storage URI, and remembers where it came from.
+    better = _register(uri, tmp_path, roc_auc=0.83)
+    code, data = _plan(shipyard, root)
+    changes = _changes(data)
+    [move] = changes["models/fraud/fraud-scorer/ModelAlias"]["diffs"]
+    assert (move["path"], move["before"], move["after"]) == (["version"], first, better)
+    fields = {".".join(map(str, d["path"])) for d in changes["models/fraud/fraud-scorer/InferenceService"]["diffs"]}
+    assert fields == {"spec.predictor.model.storageUri", "metadata.labels.shipyard.dev/model-version"}
+    assert shipyard("apply", "--plane", "models", repo=root).code == 0
+    assert _alias(uri) == better
+
+    rolled = shipyard("rollback", "fraud/fraud-scorer", "--reason", "p95 latency doubled", repo=root)
+    assert rolled.code == 0, rolled.err
+    assert _alias(uri) == first
+    assert MlflowClient(uri, uri).get_model_version(MODEL, str(better)).tags["shipyard.rejected"] == (
+        "p95 latency doubled"
+    )
+    # The rejected version is not promoted again; the newest other one still fails its gates.
+    code, data = _plan(shipyard, root)
+    assert set(_changes(data)) == {"models/fraud/fraud-scorer/InferenceService"}  # re-rendered to version 1
+
+
+def test_cloud_aliases_move_only_by_pull_request(models_repo, shipyard) -> None:
+    root, _ = models_repo
+    result = shipyard("promote", "fraud/fraud-scorer", "--env", "prod", repo=root)
+    assert result.code == 1
+    assert "move only when a merged change is applied" in result.err
+    assert "spec.serve.prod.version" in result.err
+
+
+def test_a_spec_change_plans_as_an_inference_service_field_diff(models_repo, shipyard) -> None:
+    root, _ = models_repo
+    edit(root, SPEC, "    max: 4", "    max: 6")
+    commit(root, "more replicas")
+
+    code, data = _plan(shipyard, root, "--target", "base:HEAD~1")
+
+    assert code == 0
+    [change] = _changes(data).values()
+    assert change["key"] == "models/fraud/fraud-scorer/InferenceService"
+    assert [(d["path"], d["before"], d["after"]) for d in change["diffs"]] == [
+        (["spec", "predictor", "maxReplicas"], 4, 6)
+    ]
