@@ -83,6 +83,7 @@ def test_shipyard_plugins_json(shipyard: Callable[..., Result], repo: Path) -> N
     assert {r["name"]: r["distribution"] for r in rows} == {
         "features": "shipyard",
         "pipelines": "shipyard",
+        "models": "shipyard",
         "tenancy": "shipyard",
         "vectordb": "shipyard-example-vectordb",
     }

@@ -154,15 +154,20 @@ class ModelsPlane(Plane):
             _records(target).delete(change.key)  # a removed deployment stops serving; its alias stays in MLflow
             return
         assert change.desired is not None
-        if change.kind == "ModelAlias":
-            ctx, decisions = self._context(target)
-            decision = next(d for d in decisions if key(str(d.spec.team), d.spec.name, "ModelAlias") == change.key)
-            registry = _registry(ctx.specs, "local", target.state_dir)
-            if registry is None:
-                raise UserError("no MLflow registry to promote in", hint="train a model first (shipyard apply)")
-            promote(registry, decision.spec, decision.alias, change.desired.body["version"], why="shipyard apply")
-        else:
-            _records(target).put(change.desired)
+        ctx, decisions = self._context(target)
+        planned = next(d for d in decisions if change.key.startswith(key(str(d.spec.team), d.spec.name, "")))
+        # Decided again now: a pipeline applied just before may have registered the version to serve.
+        registry = _registry(ctx.specs, "local", target.state_dir)
+        decision = _decision(planned.spec, "local", registry)
+        # The verification after apply sees what was decided now.
+        self._decided[(target.root, target.name)] = (ctx, [decision if d is planned else d for d in decisions])
+        if decision.version is None:
+            return  # nothing registered to serve yet
+        if change.kind == "ModelAlias" and registry is not None:
+            promote(registry, decision.spec, decision.alias, decision.version, why="shipyard apply")
+        # Serving follows the alias, also when the version was trained earlier in this apply.
+        served = key(str(decision.spec.team), decision.spec.name, "InferenceService")
+        _records(target).put(Resource(PLANE, "InferenceService", served, _render(ctx, decision), change.desired.source))
 
     def _context(self, target: Target) -> tuple[DesiredContext, list[Decision]]:
         found = self._decided.get((target.root, target.name))
