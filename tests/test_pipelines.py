@@ -107,28 +107,29 @@ def test_spec_that_does_not_fit_the_code_points_at_the_line(
     assert f"spec.{where}" in result.err
 
 
-def test_pipeline_code_that_fails_to_import_is_a_user_error(shipyard: Callable[..., Result], example: Path) -> None:
-    edit(
-        example,
-        "pipelines/fraud/train/pipeline.py",
-        "from kfp import dsl",
-        "from kfp import dsl\nraise ValueError('oops')",
-    )
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "from kfp import dsl",
+            "from kfp import dsl\nraise ValueError('oops')",
+            "pipelines/fraud/train/pipeline.py: the pipeline code failed to import: ValueError: oops",
+        ),
+        (
+            "@dsl.component(base_image=RUNTIME, install_kfp_package=False)\ndef register(",
+            "@dsl.component(base_image=RUNTIME)\ndef register(",
+            "component 'register' installs packages when its container starts",
+        ),
+    ],
+    ids=["fails to import", "installs packages at start"],
+)
+def test_bad_pipeline_code_is_a_user_error(
+    shipyard: Callable[..., Result], example: Path, old: str, new: str, message: str
+) -> None:
+    edit(example, "pipelines/fraud/train/pipeline.py", old, new)
     result = shipyard("plan", "--target", "local", repo=example)
     assert result.code == 1
-    assert "pipelines/fraud/train/pipeline.py: the pipeline code failed to import: ValueError: oops" in result.err
-
-
-def test_components_that_install_packages_at_start_are_refused(shipyard: Callable[..., Result], example: Path) -> None:
-    edit(
-        example,
-        "pipelines/fraud/train/pipeline.py",
-        "@dsl.component(base_image=RUNTIME, install_kfp_package=False)\ndef register(",
-        "@dsl.component(base_image=RUNTIME)\ndef register(",
-    )
-    result = shipyard("plan", "--target", "local", repo=example)
-    assert result.code == 1
-    assert "component 'register' installs packages when its container starts" in result.err
+    assert message in result.err
 
 
 def test_committed_ir_must_equal_a_fresh_compile(shipyard: Callable[..., Result], example: Path) -> None:

@@ -15,6 +15,8 @@ import click
 
 if TYPE_CHECKING:
     from shipyard.engine.registry import Registry
+    from shipyard.planes.models.registry import ModelRegistry
+    from shipyard.sdk.kinds import Spec
     from shipyard.sdk.model import Diagnostic
 
 EXIT_OK, EXIT_USER, EXIT_CHANGES, EXIT_INTERNAL = 0, 1, 2, 3
@@ -362,7 +364,8 @@ def compile(session: Session, check: bool) -> None:
         raise click.exceptions.Exit(EXIT_USER)
 
 
-def _local_deployment(session: Session, ref: str, environment: str) -> tuple[Any, Any]:
+def _local_deployment(session: Session, ref: str, environment: str) -> tuple[Spec, ModelRegistry]:
+    """The deployment and the local registry; other environments' aliases are moved by apply only."""
     from shipyard.engine.planner import validate as load
     from shipyard.planes.models import deployment, local_registry
     from shipyard.sdk.errors import UserError
@@ -381,7 +384,7 @@ def _local_deployment(session: Session, ref: str, environment: str) -> tuple[Any
 @cli.command()
 @click.argument("deployment", metavar="TEAM/MODEL")
 @click.option("--to", "alias", help="The alias to move. Default: the one the environment serves.")
-@click.option("--version", "version", type=int, help="The model version. Default: the newest.")
+@click.option("--version", "version", type=int, help="The model version. Default: the newest not rolled back.")
 @click.option("--env", default="local", show_default=True, help="Environment (others move by pull request).")
 @click.option("--reason", default="promoted by hand", show_default=True, help="Recorded on the version.")
 @pass_session
@@ -396,7 +399,7 @@ def promote(session: Session, deployment: str, alias: str | None, version: int |
     spec, registry = _local_deployment(session, deployment, env)
     alias = alias or spec.spec.serve[env].alias
     model = spec.spec.registered_model
-    version = version or next(iter(registry.versions(model)), None)
+    version = version or next(iter(registry.versions(model, rejected=False)), None)
     if version is None:
         from shipyard.sdk.errors import UserError
 

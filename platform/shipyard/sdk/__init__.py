@@ -44,6 +44,7 @@ from shipyard.sdk.planes import (
     Plane,
     Policy,
     PolicyContext,
+    Readings,
     Target,
 )
 
@@ -66,6 +67,7 @@ __all__ = [
     "Policy",
     "PolicyContext",
     "PolicyViolation",
+    "Readings",
     "Resource",
     "Severity",
     "ShipyardError",

@@ -103,6 +103,10 @@ class SpecSet:
     def of_kind(self, kind: str) -> Sequence[Spec]:
         return [spec for spec in self.specs if spec.kind == kind]
 
+    def named(self, kind: str, name: str, team: str | None = None) -> Spec | None:
+        """The spec of ``kind`` called ``name`` (within ``team`` for team-owned kinds), or None."""
+        return next((s for s in self.specs if (s.kind, s.name, s.team) == (kind, name, team)), None)
+
     @property
     def files(self) -> frozenset[str]:
         return frozenset(spec.source.file for spec in self.specs)

@@ -17,3 +17,9 @@ SERVER_SET_FIELDS: tuple[FieldPath, ...] = (
 
 #: Label every object Shipyard creates carries, so drift checks find strays.
 MANAGED_BY = {"app.kubernetes.io/managed-by": "shipyard"}
+
+#: GPU node pools (infra plane) carry this taint and name themselves with POOL_LABEL; a workload
+#: that needs a GPU tolerates the taint and selects its pool by the label.
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_TAINT = {"key": GPU_RESOURCE, "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+POOL_LABEL = "shipyard.dev/pool"

@@ -6,12 +6,13 @@ import abc
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar, Generic, Literal, TypeVar
 
-from shipyard.sdk.errors import TargetUnavailable
+from shipyard.sdk.errors import TargetUnavailable, UserError
 from shipyard.sdk.kinds import SpecSet
 from shipyard.sdk.model import Change, Diagnostic, FieldPath, Resource
 
+T = TypeVar("T")
 STATE_DIR = ".shipyard"  # git-ignored: what applying did, per target
 
 
@@ -58,7 +59,7 @@ class Plane(abc.ABC):
     (the engine may repeat a change after a crash). Raise ``TransientError`` for
     failures worth retrying. The engine always plans afresh (``desired``, then
     ``observe``) in the same process before it applies, so a plane may keep what
-    ``desired`` read for its applier.
+    ``desired`` read for its applier (``Readings`` does that).
 
     ``order`` is the apply order (infra 10, tenancy 20, features 30, pipelines 40,
     models 50); ``ignored_fields`` maps a Resource kind to paths the server sets,
@@ -101,6 +102,36 @@ class Plane(abc.ABC):
             f"the {self.name} plane cannot apply to target '{target.name}' yet",
             hint="apply to 'local'",
         )
+
+
+class Readings(Generic[T]):
+    """What a plane read to compute desired state, kept per checkout and environment.
+
+    The engine plans afresh in the same process before it observes or applies (see
+    ``Plane``), so ``observe`` and ``apply`` find here the reading of the plan they follow.
+    A reading is reused only for the same loaded specs and the same ``live`` setting.
+    """
+
+    def __init__(self, plane: str) -> None:
+        self.plane = plane
+        self._kept: dict[tuple[Path, str], tuple[DesiredContext, T]] = {}
+
+    def get(self, ctx: DesiredContext) -> T | None:
+        kept = self._kept.get((ctx.root, ctx.environment))
+        if kept is None or kept[0].specs is not ctx.specs or kept[0].live != ctx.live:
+            return None
+        return kept[1]
+
+    def put(self, ctx: DesiredContext, reading: T) -> T:
+        self._kept[(ctx.root, ctx.environment)] = (ctx, reading)
+        return reading
+
+    def of(self, target: Target) -> tuple[DesiredContext, T]:
+        """The context and reading of the plan last made for ``target``."""
+        kept = self._kept.get((target.root, target.name))
+        if kept is None:
+            raise UserError(f"the {self.plane} plane reaches a target only after planning it", hint="run shipyard plan")
+        return kept
 
 
 @dataclass(frozen=True)

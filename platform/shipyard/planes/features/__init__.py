@@ -32,6 +32,7 @@ from shipyard.sdk import (
     FieldPath,
     Kind,
     Plane,
+    Readings,
     Resource,
     Spec,
     SpecSet,
@@ -83,7 +84,7 @@ class FeaturesPlane(Plane):
 
     def __init__(self) -> None:
         self.worker = Worker("shipyard.planes.features.tasks", env=WORKER_ENV)
-        self._seen: dict[tuple[Path, str], _Seen] = {}  # what desired read, for observe/check/apply
+        self._seen: Readings[_Seen] = Readings(PLANE)  # what desired read, for check/observe/apply
 
     def warm_up(self, root: Path) -> None:
         if (root / PLANE).is_dir():
@@ -107,14 +108,12 @@ class FeaturesPlane(Plane):
                 yield from self._materializations(seen, team, found)
 
     def _read(self, ctx: DesiredContext) -> _Seen:
-        cached = self._seen.get((ctx.root, ctx.environment))
-        if cached is not None and cached.specs is ctx.specs:
+        cached = self._seen.get(ctx)
+        if cached is not None:
             return cached
         teams = [t.name for t in ctx.specs.of_kind("Team") if (ctx.root / PLANE / t.name).is_dir()]
         if not teams and not ctx.specs.of_kind(DATA_CHECK.name):
-            seen = _Seen(ctx, None, {})
-            self._seen[(ctx.root, ctx.environment)] = seen
-            return seen
+            return self._seen.put(ctx, _Seen(ctx, None, {}))
         store = feature_store(ctx.specs, ctx.environment)
         settings = {
             team: {"config": repo_config(store, team, ctx.root), "offline": offline_uri(store, team)} for team in teams
@@ -129,8 +128,7 @@ class FeaturesPlane(Plane):
                 if source in found[team]["sources"]
             }
             seen.newest = self.worker.call("newest", uris=uris, root=str(ctx.root))
-        self._seen[(ctx.root, ctx.environment)] = seen
-        return seen
+        return self._seen.put(ctx, seen)
 
     def _materializations(self, seen: _Seen, team: str, found: dict[str, Any]) -> Iterator[Resource]:
         lookback = timedelta(days=seen.store.materialization.lookback_days)
@@ -172,9 +170,7 @@ class FeaturesPlane(Plane):
     # -- targets ----------------------------------------------------------------------------------
 
     def observe(self, target: Target) -> Iterable[Resource]:
-        seen = self._seen.get((target.root, target.name))
-        if seen is None:
-            raise UserError("the features plane observes a target only after planning it", hint="run shipyard plan")
+        _, seen = self._seen.of(target)
         if not target.is_local:
             # Every declared team's registry: a cloud registry is not listed, so a team whose whole
             # feature repo was removed is left for its owners to delete.
@@ -197,7 +193,7 @@ class FeaturesPlane(Plane):
 
     def apply(self, change: Change, target: Target) -> None:
         _, team, kind, _name = change.key.split("/", 3)
-        seen = self._seen[(target.root, target.name)]
+        _, seen = self._seen.of(target)
         if kind in REGISTRY_KINDS:
             # Feast applies a team's whole project at once; repeating it for the project's
             # other changes finds nothing left to do.
@@ -254,10 +250,10 @@ class _Seen:
 
 def feature_store(specs: SpecSet, environment: str) -> FeatureStoreSpec:
     """The FeatureStore spec declared for ``environment``."""
-    for spec in specs.of_kind(FEATURE_STORE.name):
-        if spec.name == environment:
-            store: FeatureStoreSpec = spec.spec
-            return store
+    found = specs.named(FEATURE_STORE.name, environment)
+    if found is not None:
+        store: FeatureStoreSpec = found.spec
+        return store
     raise UserError(
         f"no feature store is declared for environment '{environment}'",
         hint=f"add features/stores/{environment}.yaml (kind: FeatureStore)",

@@ -4,7 +4,10 @@
 
 - ``ModelAlias``: the alias the environment serves (``@champion``) and the version it
   must point at. Git pins it for cloud environments (``serve.<env>.version``, changed by
-  pull request); where git leaves it open, the newest version that passes the gates.
+  pull request); where git leaves it open, the newest version that passes the gates,
+  among those trained by the team's pipelines as they are now (``trainedBy``: a digest
+  of each Pipeline that registers the model). So changing a pipeline also plans the
+  promotion its new run leads to, and both happen in one apply.
 - ``InferenceService``: the KServe v1beta1 manifest serving that version, checked
   against the real CRD schema.
 
@@ -14,31 +17,37 @@ the alias moves only if they all pass, and the move is recorded as tags on the v
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from shipyard.planes.models import validation
-from shipyard.planes.models.gates import GateFailure, evaluate
-from shipyard.planes.models.registry import REJECTED_TAG, ModelRegistry
+from shipyard.planes.models.gates import Candidate, GateFailure, evaluate
+from shipyard.planes.models.registry import ModelRegistry
 from shipyard.planes.models.render import Serving, inference_service
 from shipyard.planes.models.spec import ModelDeploymentSpec
 from shipyard.planes.tenancy.environment import mlflow_tracking
+from shipyard.planes.tenancy.manifests import team_namespace
 from shipyard.sdk import (
     Action,
     Change,
     DesiredContext,
     Diagnostic,
+    FieldPath,
     Kind,
     Plane,
+    Readings,
     Resource,
+    Severity,
     Spec,
+    SpecSet,
     Target,
     UserError,
     hookimpl,
 )
-from shipyard.sdk.model import Severity
+from shipyard.sdk.kubernetes import SERVER_SET_FIELDS
 from shipyard.sdk.planes import local_state_dir
 from shipyard.sdk.store import ResourceStore
 
@@ -66,37 +75,34 @@ class Decision:
     spec: Spec
     alias: str
     version: int | None  # None: nothing to serve yet (or unresolved, when not live)
-    storage_uri: str
+    manifest: dict[str, Any]  # the InferenceService serving it
+    trained_by: dict[str, str]  # pipeline key → digest of the pipeline that registers the model
     held_back: tuple[int, tuple[GateFailure, ...]] | None = None  # a newer version and the gates it failed
 
 
 class ModelsPlane(Plane):
     name = PLANE
     order = 50
+    ignored_fields: ClassVar[Mapping[str, Sequence[FieldPath]]] = {"InferenceService": SERVER_SET_FIELDS}
 
     def __init__(self) -> None:
-        self._decided: dict[tuple[Path, str], tuple[DesiredContext, list[Decision]]] = {}
+        self._decided: Readings[list[Decision]] = Readings(PLANE)
 
     def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
         for decision in self._decide(ctx):
             spec = decision.spec
             assert spec.team is not None
-            body = {
-                "registeredModel": spec.spec.registered_model,
-                "alias": decision.alias,
-                "version": decision.version,
-            }
-            yield Resource(PLANE, "ModelAlias", key(spec.team, spec.name, "ModelAlias"), body, spec.source)
+            yield Resource(
+                PLANE, "ModelAlias", key(spec.team, spec.name, "ModelAlias"), _alias_body(decision), spec.source
+            )
             if decision.version is not None or not ctx.live:
-                manifest = _render(ctx, decision)
-                yield Resource(
-                    PLANE, "InferenceService", key(spec.team, spec.name, "InferenceService"), manifest, spec.source
-                )
+                served = key(spec.team, spec.name, "InferenceService")
+                yield Resource(PLANE, "InferenceService", served, decision.manifest, spec.source)
 
     def check(self, ctx: DesiredContext) -> Iterable[Diagnostic]:
         for decision in self._decide(ctx):
             spec = decision.spec
-            for path, message in validation.problems(_render(ctx, decision)):
+            for path, message in validation.problems(decision.manifest):
                 found = spec.diagnostic(
                     validation.spec_path(path),
                     got=f"the rendered InferenceService has {'.'.join(map(str, path)) or 'a problem'}: {message}",
@@ -115,35 +121,34 @@ class ModelsPlane(Plane):
                 yield replace(found, rule="models/gates", severity=Severity.WARNING)
 
     def _decide(self, ctx: DesiredContext) -> list[Decision]:
-        cached = self._decided.get((ctx.root, ctx.environment))
-        if cached is not None and cached[0].specs is ctx.specs and cached[0].live == ctx.live:
-            return cached[1]
+        cached = self._decided.get(ctx)
+        if cached is not None:
+            return cached
         specs = [s for s in ctx.specs.of_kind(MODEL_DEPLOYMENT.name) if ctx.environment in s.spec.serve]
         registry = _registry(ctx.specs, ctx.environment, local_state_dir(ctx.root)) if ctx.live and specs else None
-        decisions = [_decision(spec, ctx.environment, registry) for spec in specs]
-        self._decided[(ctx.root, ctx.environment)] = (ctx, decisions)
-        return decisions
+        return self._decided.put(ctx, [_decision(ctx, spec, registry) for spec in specs])
 
     # -- the local target -------------------------------------------------------------------------
 
     def observe(self, target: Target) -> Iterable[Resource]:
         if not target.is_local:
             return super().observe(target)
-        ctx, decisions = self._context(target)
-        records = _records(target)
-        observed = [r for r in records if r.kind != "ModelAlias"]
+        ctx, decisions = self._decided.of(target)
+        records = {r.key: r for r in _records(target)}
+        observed = [r for r in records.values() if r.kind != "ModelAlias"]
         registry = _registry(ctx.specs, "local", target.state_dir)
-        if registry is not None:
-            for decision in decisions:
-                spec = decision.spec
-                assert spec.team is not None
-                model = spec.spec.registered_model
-                body = {
-                    "registeredModel": model,
-                    "alias": decision.alias,
-                    "version": registry.alias(model, decision.alias),
-                }
-                observed.append(Resource(PLANE, "ModelAlias", key(spec.team, spec.name, "ModelAlias"), body))
+        for decision in decisions:
+            spec = decision.spec
+            alias_key = key(str(spec.team), spec.name, "ModelAlias")
+            model = spec.spec.registered_model
+            applied = records.get(alias_key)
+            body = {
+                "registeredModel": model,
+                "alias": decision.alias,
+                "version": None if registry is None else registry.alias(model, decision.alias),
+                "trainedBy": applied.body["trainedBy"] if applied is not None else {},
+            }
+            observed.append(Resource(PLANE, "ModelAlias", alias_key, body))
         return observed
 
     def apply(self, change: Change, target: Target) -> None:
@@ -154,26 +159,23 @@ class ModelsPlane(Plane):
             _records(target).delete(change.key)  # a removed deployment stops serving; its alias stays in MLflow
             return
         assert change.desired is not None
-        ctx, decisions = self._context(target)
+        ctx, decisions = self._decided.of(target)
         planned = next(d for d in decisions if change.key.startswith(key(str(d.spec.team), d.spec.name, "")))
         # Decided again now: a pipeline applied just before may have registered the version to serve.
         registry = _registry(ctx.specs, "local", target.state_dir)
-        decision = _decision(planned.spec, "local", registry)
+        decision = _decision(ctx, planned.spec, registry)
         # The verification after apply sees what was decided now.
-        self._decided[(target.root, target.name)] = (ctx, [decision if d is planned else d for d in decisions])
-        if decision.version is None:
-            return  # nothing registered to serve yet
-        if change.kind == "ModelAlias" and registry is not None:
-            promote(registry, decision.spec, decision.alias, decision.version, why="shipyard apply")
-        # Serving follows the alias, also when the version was trained earlier in this apply.
-        served = key(str(decision.spec.team), decision.spec.name, "InferenceService")
-        _records(target).put(Resource(PLANE, "InferenceService", served, _render(ctx, decision), change.desired.source))
-
-    def _context(self, target: Target) -> tuple[DesiredContext, list[Decision]]:
-        found = self._decided.get((target.root, target.name))
-        if found is None:
-            raise UserError("the models plane reaches a target only after planning it", hint="run shipyard plan")
-        return found
+        self._decided.put(ctx, [decision if d is planned else d for d in decisions])
+        spec = decision.spec
+        if change.kind == "ModelAlias":
+            if registry is not None and decision.version is not None:
+                promote(registry, spec, decision.alias, decision.version, why="shipyard apply")
+            # What the alias was decided from: the plan after the next training shows it changed.
+            _records(target).put(Resource(PLANE, "ModelAlias", change.key, {"trainedBy": decision.trained_by}))
+        if decision.version is not None:
+            # Serving follows the alias, also when the version was trained earlier in this apply.
+            served = key(str(spec.team), spec.name, "InferenceService")
+            _records(target).put(Resource(PLANE, "InferenceService", served, decision.manifest, change.desired.source))
 
 
 def promote(registry: ModelRegistry, spec: Spec, alias: str, version: int, why: str) -> int | None:
@@ -182,11 +184,7 @@ def promote(registry: ModelRegistry, spec: Spec, alias: str, version: int, why: 
     current = registry.alias(model, alias)
     if current == version:
         return current
-    failures = evaluate(
-        spec.spec.gates,
-        _with_team(registry.candidate(model, version), spec),
-        None if current is None else _with_team(registry.candidate(model, current), spec),
-    )
+    failures = _gate_failures(registry, spec, version, current)
     if failures:
         raise PromotionRefused(
             f"{model} version {version} was not promoted to @{alias}: " + "; ".join(map(str, failures)),
@@ -211,18 +209,17 @@ def rollback(registry: ModelRegistry, spec: Spec, alias: str, why: str) -> tuple
     return current, previous
 
 
-def deployment(specs: Any, ref: str) -> Spec:
+def deployment(specs: SpecSet, ref: str) -> Spec:
     """The ModelDeployment named ``<team>/<name>``."""
     team, _, name = ref.partition("/")
-    for spec in specs.of_kind(MODEL_DEPLOYMENT.name):
-        if (spec.team, spec.name) == (team, name):
-            found: Spec = spec
-            return found
+    found = specs.named(MODEL_DEPLOYMENT.name, name, team)
+    if found is not None:
+        return found
     known = ", ".join(f"{s.team}/{s.name}" for s in specs.of_kind(MODEL_DEPLOYMENT.name)) or "none"
     raise UserError(f"no ModelDeployment '{ref}'", hint=f"deployments: {known}")
 
 
-def local_registry(specs: Any, root: Path) -> ModelRegistry:
+def local_registry(specs: SpecSet, root: Path) -> ModelRegistry:
     """The local target's MLflow registry."""
     registry = _registry(specs, "local", local_state_dir(root))
     if registry is None:
@@ -230,58 +227,76 @@ def local_registry(specs: Any, root: Path) -> ModelRegistry:
     return registry
 
 
-def _with_team(candidate: Any, spec: Spec) -> Any:
-    # The training gate records checks as "<team>/<check>"; specs name them within the team.
-    team = f"{spec.team}/"
-    checks = frozenset(c.removeprefix(team) for c in candidate.data_checks)
-    return replace(candidate, data_checks=checks)
+def _gate_failures(registry: ModelRegistry, spec: Spec, version: int, current: int | None) -> list[GateFailure]:
+    """The gates ``version`` fails, against the version the alias serves now."""
+    model = spec.spec.registered_model
+
+    def facts(v: int) -> Candidate:
+        # The training gate records checks as "<team>/<check>"; specs name them within the team.
+        found = registry.candidate(model, v)
+        return replace(found, data_checks=frozenset(c.removeprefix(f"{spec.team}/") for c in found.data_checks))
+
+    return evaluate(spec.spec.gates, facts(version), None if current is None else facts(current))
 
 
-def _decision(spec: Spec, environment: str, registry: ModelRegistry | None) -> Decision:
+def _decision(ctx: DesiredContext, spec: Spec, registry: ModelRegistry | None) -> Decision:
+    """Where the alias should point: git's pin, else the newest unrejected version if it passes the gates."""
     deployment: ModelDeploymentSpec = spec.spec
-    serve = deployment.serve[environment]
+    serve = deployment.serve[ctx.environment]
     model = deployment.registered_model
-    unresolved = f"models:/{model}@{serve.alias}"
-    if registry is None:
-        return Decision(spec, serve.alias, serve.version, unresolved)
-    current = registry.alias(model, serve.alias)
     version, held_back = serve.version, None
-    if version is None:
+    if registry is not None and version is None:
+        current = registry.alias(model, serve.alias)
         version = current
-        newest = next(
-            (v for v in registry.versions(model) if REJECTED_TAG not in registry.candidate(model, v).tags), None
-        )
+        newest = next(iter(registry.versions(model, rejected=False)), None)
         if newest is not None and newest != current:
-            failures = evaluate(
-                deployment.gates,
-                _with_team(registry.candidate(model, newest), spec),
-                None if current is None else _with_team(registry.candidate(model, current), spec),
-            )
+            failures = _gate_failures(registry, spec, newest, current)
             if failures:
                 held_back = (newest, tuple(failures))
             else:
                 version = newest
-    if version is None:
-        return Decision(spec, serve.alias, None, unresolved)
-    return Decision(spec, serve.alias, version, registry.storage_uri(model, version), held_back)
+    if registry is None or version is None:
+        storage = f"models:/{model}@{serve.alias}"  # unresolved: planned from git alone, or nothing trained
+    else:
+        storage = registry.storage_uri(model, version)
+    assert spec.team is not None
+    manifest = inference_service(
+        deployment, spec.name, spec.team, team_namespace(ctx.specs, spec.team), Serving(version, storage)
+    )
+    return Decision(spec, serve.alias, version, manifest, _trainers(ctx, spec), held_back)
 
 
-def _registry(specs: Any, environment: str, local_state: Path) -> ModelRegistry | None:
+def _trainers(ctx: DesiredContext, spec: Spec) -> dict[str, str]:
+    """The team's Pipelines that register this model, each with a digest of its spec and code."""
+    found = {}
+    for pipeline in ctx.specs.of_kind("Pipeline"):
+        if (
+            pipeline.team != spec.team
+            or pipeline.spec.model_name(pipeline.name, spec.team) != spec.spec.registered_model
+        ):
+            continue
+        content = pipeline.spec.model_dump_json().encode()
+        code = ctx.root / "pipelines" / str(spec.team) / pipeline.name / pipeline.spec.source
+        content += code.read_bytes() if code.is_file() else b""
+        found[f"pipelines/{spec.team}/{pipeline.name}"] = hashlib.sha256(content).hexdigest()[:16]
+    return found
+
+
+def _alias_body(decision: Decision) -> dict[str, Any]:
+    return {
+        "registeredModel": decision.spec.spec.registered_model,
+        "alias": decision.alias,
+        "version": decision.version,
+        "trainedBy": decision.trained_by,
+    }
+
+
+def _registry(specs: SpecSet, environment: str, local_state: Path) -> ModelRegistry | None:
     """The environment's registry; None locally before anything was trained (opening SQLite would create it)."""
     uri, _ = mlflow_tracking(specs, environment, local_state)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         return None
     return ModelRegistry(uri)
-
-
-def _render(ctx: DesiredContext, decision: Decision) -> dict[str, Any]:
-    spec = decision.spec
-    assert spec.team is not None
-    team = next((t for t in ctx.specs.of_kind("Team") if t.name == spec.team), None)
-    namespace = (team.spec.namespace if team is not None else None) or spec.team
-    return inference_service(
-        spec.spec, spec.name, spec.team, namespace, Serving(decision.version, decision.storage_uri)
-    )
 
 
 def _records(target: Target) -> ResourceStore:

@@ -42,10 +42,11 @@ class ModelRegistry:
                 return None
             raise
 
-    def versions(self, model: str) -> list[int]:
-        """Every version of ``model``, newest first."""
+    def versions(self, model: str, *, rejected: bool = True) -> list[int]:
+        """The versions of ``model``, newest first; without those a rollback rejected when ``rejected`` is False."""
         found = self.client.search_model_versions(f"name = '{model}'")
-        return sorted((int(v.version) for v in found), reverse=True)
+        kept = (v for v in found if rejected or REJECTED_TAG not in (v.tags or {}))
+        return sorted((int(v.version) for v in kept), reverse=True)
 
     def candidate(self, model: str, version: int) -> Candidate:
         found = self.client.get_model_version(model, str(version))

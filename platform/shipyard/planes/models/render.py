@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from shipyard.planes.models.spec import ModelDeploymentSpec
+from shipyard.sdk.kubernetes import GPU_RESOURCE, GPU_TAINT, MANAGED_BY, POOL_LABEL
 
 API_VERSION = "serving.kserve.io/v1beta1"
-GPU_RESOURCE = "nvidia.com/gpu"
-POOL_LABEL = "shipyard.dev/pool"  # the infra plane labels node pools with it; pipelines use the same
 #: KServe's Gateway API gateway (its default install); the Standard-mode canary routes through it.
 GATEWAY = {"name": "kserve-ingress-gateway", "namespace": "kserve"}
 
@@ -103,15 +102,11 @@ def inference_service(
             security_context=security,
         )
     if spec.resources.gpu:
-        predictor["tolerations"] = [V1Toleration(key=GPU_RESOURCE, operator="Equal", value="true", effect="NoSchedule")]
+        predictor["tolerations"] = [V1Toleration(**GPU_TAINT)]
         predictor["node_selector"] = {POOL_LABEL: spec.resources.gpu_pool}
     if canary_percent is not None:
         predictor["canary_traffic_percent"] = canary_percent
-    labels = {
-        "shipyard.dev/team": team,
-        "shipyard.dev/model": spec.registered_model,
-        "app.kubernetes.io/managed-by": "shipyard",
-    }
+    labels = {**MANAGED_BY, "shipyard.dev/team": team, "shipyard.dev/model": spec.registered_model}
     annotations = {"serving.kserve.io/deploymentMode": _mode(spec)}
     if serving.version is not None:
         labels["shipyard.dev/model-version"] = str(serving.version)

@@ -24,6 +24,7 @@ from shipyard.planes.pipelines import ir
 from shipyard.planes.pipelines.kubeflow import KubeflowPipelines, Schedule
 from shipyard.planes.pipelines.spec import PLATFORM_PARAMETERS, PipelineSpec
 from shipyard.planes.tenancy.environment import environment, mlflow_tracking
+from shipyard.planes.tenancy.manifests import namespace_of, team_namespace
 from shipyard.sdk import (
     Action,
     Change,
@@ -31,6 +32,7 @@ from shipyard.sdk import (
     Diagnostic,
     Kind,
     Plane,
+    Readings,
     Resource,
     Spec,
     SpecError,
@@ -61,8 +63,7 @@ class PipelinesPlane(Plane):
 
     def __init__(self) -> None:
         self.worker = Worker("shipyard.planes.pipelines.tasks", env=WORKER_ENV)
-        # (root, environment) → the context last compiled and its IR per pipeline key, for apply
-        self._compiled: dict[tuple[Path, str], tuple[DesiredContext, dict[str, str]]] = {}
+        self._compiled: Readings[dict[str, str]] = Readings(PLANE)  # IR per pipeline key, for apply
 
     def warm_up(self, root: Path) -> None:
         if (root / PLANE).is_dir():
@@ -84,9 +85,9 @@ class PipelinesPlane(Plane):
             yield Resource(PLANE, "Pipeline", key(spec.team, spec.name), body, spec.source)
 
     def _compile(self, ctx: DesiredContext) -> dict[str, str]:
-        cached = self._compiled.get((ctx.root, ctx.environment))
-        if cached is not None and cached[0].specs is ctx.specs:
-            return cached[1]
+        cached = self._compiled.get(ctx)
+        if cached is not None:
+            return cached
         specs = ctx.specs.of_kind(PIPELINE.name)
         items = [
             {
@@ -104,9 +105,7 @@ class PipelinesPlane(Plane):
         problems = [d for spec, result in zip(specs, results, strict=True) for d in _problems(spec, result)]
         if problems:
             raise SpecError(problems)
-        compiled = {key(str(s.team), s.name): r["ir"] for s, r in zip(specs, results, strict=True)}
-        self._compiled[(ctx.root, ctx.environment)] = (ctx, compiled)
-        return compiled
+        return self._compiled.put(ctx, {key(str(s.team), s.name): r["ir"] for s, r in zip(specs, results, strict=True)})
 
     def check(self, ctx: DesiredContext) -> Iterable[Diagnostic]:
         compiled = self._compile(ctx)
@@ -140,9 +139,9 @@ class PipelinesPlane(Plane):
     def observe(self, target: Target) -> Iterable[Resource]:
         if target.is_local:
             return list(_registry(target))
-        ctx, _ = self._compiled_for(target)
+        ctx, _ = self._compiled.of(target)
         server = _server(ctx, target)
-        teams = {_namespace(t): t.name for t in ctx.specs.of_kind("Team")}
+        teams = {namespace_of(t): t.name for t in ctx.specs.of_kind("Team")}
         resources = []
         for namespace, team in sorted(teams.items()):
             for found in server.deployed(namespace):
@@ -153,13 +152,13 @@ class PipelinesPlane(Plane):
         return resources
 
     def apply(self, change: Change, target: Target) -> None:
-        ctx, pipelines = self._compiled_for(target)
+        ctx, pipelines = self._compiled.of(target)
         _, team, name = change.key.split("/", 2)
         if target.is_local:
             self._apply_local(change, target, ctx, pipelines)
             return
         server = _server(ctx, target)
-        namespace = next((_namespace(t) for t in ctx.specs.of_kind("Team") if t.name == team), team)
+        namespace = team_namespace(ctx.specs, team)
         if change.action is Action.DELETE:
             server.remove(namespace, f"{team}-{name}")
             return
@@ -204,12 +203,6 @@ class PipelinesPlane(Plane):
         _record_run(target, change.key, ir.digest(compiled), result)
         _registry(target).put(change.desired)
 
-    def _compiled_for(self, target: Target) -> tuple[DesiredContext, dict[str, str]]:
-        found = self._compiled.get((target.root, target.name))
-        if found is None:
-            raise UserError("the pipelines plane reaches a target only after planning it", hint="run shipyard plan")
-        return found
-
 
 def _problems(spec: Spec, result: dict[str, Any]) -> list[Diagnostic]:
     """The worker's findings about a spec that does not fit its code, at the spec's lines."""
@@ -223,12 +216,10 @@ def _problems(spec: Spec, result: dict[str, Any]) -> list[Diagnostic]:
 
 
 def _spec(ctx: DesiredContext, pipeline: str) -> Spec:
-    return next(s for s in ctx.specs.of_kind(PIPELINE.name) if key(str(s.team), s.name) == pipeline)
-
-
-def _namespace(team: Spec) -> str:
-    namespace: str = team.spec.namespace or team.name
-    return namespace
+    _, team, name = pipeline.split("/", 2)
+    found = ctx.specs.named(PIPELINE.name, name, team)
+    assert found is not None  # the key came from this context's desired state
+    return found
 
 
 def _server(ctx: DesiredContext, target: Target) -> KubeflowPipelines:
@@ -264,7 +255,7 @@ def _arguments(spec: Spec, ctx: DesiredContext, target: Target, declared: dict[s
         "offline_uri": offline if "://" in offline else str(target.root / offline),
         "data_checks": json.dumps(checks),
         "experiment": pipeline.experiment,
-        "registered_model": pipeline.registered_model or f"{team}-{spec.name}",
+        "registered_model": pipeline.model_name(spec.name, team),
     } | _tracking(ctx, target)
     arguments = {k: v for k, v in platform.items() if k in declared}
     return arguments | dict(pipeline.parameters)

@@ -44,7 +44,6 @@ class Schedule:
 class Deployed:
     """A managed pipeline as the server has it: the current version and its recurring run."""
 
-    namespace: str
     name: str
     version: str
     metadata: dict[str, Any]  # what the version's description carries
@@ -90,7 +89,6 @@ class KubeflowPipelines:
                 runs = self._recurring_runs(namespace, pipeline.display_name)
                 found.append(
                     Deployed(
-                        namespace=namespace,
                         name=pipeline.display_name,
                         version=current.display_name,
                         metadata=_metadata(current.description),

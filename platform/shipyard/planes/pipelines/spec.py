@@ -68,6 +68,10 @@ class PipelineSpec(SpecModel):
         description="A committed compiled IR file beside this spec, kept equal to a fresh compile",
     )
 
+    def model_name(self, name: str, team: str) -> str:
+        """The MLflow registered model this pipeline's runs register."""
+        return self.registered_model or f"{team}-{name}"
+
     @field_validator("parameters")
     @classmethod
     def _team_parameters(cls, value: dict[str, object]) -> dict[str, object]:

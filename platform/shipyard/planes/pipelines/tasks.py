@@ -21,11 +21,8 @@ from kfp.compiler import pipeline_spec_builder
 from kfp.dsl.graph_component import GraphComponent
 
 from shipyard.sdk.errors import UserError
+from shipyard.sdk.kubernetes import GPU_TAINT, POOL_LABEL
 from shipyard.sdk.worker import team_code
-
-#: Taint on every GPU node pool (infra plane) and the label that names the pool.
-GPU_TAINT_KEY = "nvidia.com/gpu"
-POOL_LABEL = "shipyard.dev/pool"
 
 
 @contextlib.contextmanager
@@ -46,7 +43,7 @@ def _gpu_settings(gpu: list[dict[str, Any]]) -> Iterator[set[str]]:
             if settings is None or task.container_spec is None:
                 continue
             task.set_accelerator_type(settings["accelerator"]).set_accelerator_limit(settings["count"])
-            kubernetes.add_toleration(task, key=GPU_TAINT_KEY, operator="Equal", value="true", effect="NoSchedule")
+            kubernetes.add_toleration(task, **GPU_TAINT)
             kubernetes.add_node_selector(task, label_key=POOL_LABEL, label_value=settings["pool"])
             found.add(name)
         return original(pipeline, *args, **kwargs)

@@ -47,10 +47,10 @@ ENVIRONMENT = Kind(
 
 def environment(specs: SpecSet, name: str) -> EnvironmentSpec:
     """The Environment spec named ``name``."""
-    for spec in specs.of_kind(ENVIRONMENT.name):
-        if spec.name == name:
-            found: EnvironmentSpec = spec.spec
-            return found
+    found = specs.named(ENVIRONMENT.name, name)
+    if found is not None:
+        spec: EnvironmentSpec = found.spec
+        return spec
     raise UserError(
         f"no environment '{name}' is declared",
         hint=f"add platform/environments/{name}.yaml (kind: Environment) with its endpoints",

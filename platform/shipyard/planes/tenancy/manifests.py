@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from shipyard.planes.tenancy.spec import TeamSpec
-from shipyard.sdk.kinds import Spec
+from shipyard.sdk.kinds import Spec, SpecSet
 from shipyard.sdk.kubernetes import MANAGED_BY
 from shipyard.sdk.model import Resource
 
@@ -20,6 +20,12 @@ DEFAULT_LIMIT = {"cpu": "1", "memory": "1Gi"}
 def namespace_of(team: Spec) -> str:
     spec: TeamSpec = team.spec
     return spec.namespace or team.name
+
+
+def team_namespace(specs: SpecSet, team: str) -> str:
+    """The namespace of the team called ``team`` (its name when the team is not declared)."""
+    found = specs.named("Team", team)
+    return namespace_of(found) if found is not None else team
 
 
 def team_resources(team: Spec) -> Iterator[Resource]:
