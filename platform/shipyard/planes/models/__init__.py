@@ -263,7 +263,10 @@ def _decision(ctx: DesiredContext, spec: Spec, registry: ModelRegistry | None) -
     manifest = inference_service(
         deployment, spec.name, spec.team, team_namespace(ctx.specs, spec.team), Serving(version, storage)
     )
-    return Decision(spec, serve.alias, version, manifest, _trainers(ctx, spec), held_back)
+    # Which training the alias follows matters only against a live registry; a plan from git
+    # alone shows the pipeline change itself.
+    trained_by = _trainers(ctx, spec) if ctx.live else {}
+    return Decision(spec, serve.alias, version, manifest, trained_by, held_back)
 
 
 def _trainers(ctx: DesiredContext, spec: Spec) -> dict[str, str]:
