@@ -60,6 +60,14 @@ def test_key_typo_points_at_the_key_and_suggests_the_right_one(tmp_path: Path, r
     assert d.snippet == "    gpus: 2"
 
 
+def test_a_key_with_brackets_is_an_unknown_key_not_a_crash(tmp_path: Path, registry: Registry) -> None:
+    # pydantic's union-member tags also contain '[': a key the document has is never one
+    write(tmp_path, {"platform/teams/fraud.yaml": team_yaml("fraud").replace("apiVersion:", "0[apiVersion:")})
+    found = {d.rule: d for d in problems(tmp_path, registry)}
+    assert where(found["spec/unknown-key"]) == ("platform/teams/fraud.yaml", 1, 1, "0[apiVersion")
+    assert found["spec/missing-key"].message == "got nothing, expected required key 'apiVersion'"
+
+
 def test_wrong_type_points_at_the_value(tmp_path: Path, registry: Registry) -> None:
     write(tmp_path, {"platform/teams/fraud.yaml": team_yaml("fraud").replace("gpu: 2", "gpu: four")})
     (d,) = problems(tmp_path, registry)

@@ -174,7 +174,7 @@ def _diag(
 
 
 def _from_pydantic(doc: YamlDocument, prefix: FieldPath, error: ErrorDetails, model: type[BaseModel]) -> Diagnostic:
-    loc = tuple(part for part in error["loc"] if not _is_union_tag(part))
+    loc = _document_loc(_at(doc.data, prefix), error["loc"])
     path: FieldPath = (*prefix, *loc)
     kind = error["type"]
     value = error.get("input")
@@ -265,6 +265,27 @@ def _describe(value: Any) -> str:
 def _is_union_tag(part: str | int) -> bool:
     # pydantic adds the union member's type to the loc ('str', 'function-after[...]')
     return isinstance(part, str) and (part in {"str", "int", "float", "bool"} or "[" in part)
+
+
+def _document_loc(data: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """``loc`` without pydantic's union-member tags: a part the document has is a key, never a tag."""
+    kept: list[str | int] = []
+    for part in loc:
+        in_list = isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
+        if in_list or (isinstance(data, dict) and part in data):
+            data = data[part]
+        elif _is_union_tag(part):
+            continue
+        else:
+            data = None  # a required key that is missing: nothing below it to walk
+        kept.append(part)
+    return tuple(kept)
+
+
+def _at(data: Any, path: FieldPath) -> Any:
+    for part in path:
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
 
 
 def _schema_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> dict[str, Any]:
