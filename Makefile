@@ -35,9 +35,10 @@ typecheck: install
 pytest: install
 	$(RUN) pytest
 
-bench: install ## CLI start-up, validate, plane and local-training timings, for the README
+bench: install ## CLI start-up, validate, plane, local-training and serving figures, for the README
 	$(RUN) python tests/benchmarks/bench_cli.py
 	$(RUN) python tests/benchmarks/bench_planes.py
+	$(RUN) python tests/benchmarks/bench_serving.py
 
 install: .venv/.synced
 
@@ -46,7 +47,9 @@ $(UV):
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 .venv/.synced: $(UV) pyproject.toml uv.lock tests/plugins/vectordb/pyproject.toml
-	$(UV) sync --locked --all-extras
+	# Compiled once here: these machines set PYTHONDONTWRITEBYTECODE, and compiling sklearn,
+	# mlflow and kserve on every import costs a model server seconds of start-up.
+	$(UV) sync --locked --all-extras --compile-bytecode
 	touch $@
 
 clean:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
+import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,54 +18,16 @@ from pathlib import Path
 import pytest
 
 from conftest import example_repo
+from servers.mlflow_server import mlflow_server as mlflow_server_at
 from shipyard.cli import main
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from shipyard.planes.models.serving.local import LocalServing, deployments
+from shipyard.sdk.planes import local_state_dir
 
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("mlflow")
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{folder / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(folder / "artifacts"),
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the MLflow server did not start") from None
-            time.sleep(0.3)
-    yield url
-    server.terminate()
-    server.wait(timeout=30)
+    with mlflow_server_at(tmp_path_factory.mktemp("mlflow")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +38,8 @@ def applied(tmp_path_factory: pytest.TempPathFactory, mlflow_server: str) -> Ite
         assert main(["--repo", str(root), "seed"]) == 0
         assert main(["--repo", str(root), "apply", "--target", "local"]) == 0
         yield root
+    for served in deployments(local_state_dir(root)):
+        served.stop()
 
 
 def _versions(url: str) -> list[dict]:
@@ -115,6 +81,219 @@ def test_applying_again_changes_nothing_and_trains_nothing(applied: Path, mlflow
         assert main(["--repo", str(applied), "plan", "--target", "local", "--detailed-exitcode"]) == 0
         assert main(["--repo", str(applied), "apply", "--target", "local"]) == 0
     assert len(_versions(mlflow_server)) == 1
+
+
+# -- serving: the promoted version behind a stable loopback URL --------------------------------------
+
+MODEL = "fraud-scorer"
+
+
+def _served(root: Path) -> LocalServing:
+    [served] = deployments(local_state_dir(root))
+    return served
+
+
+def _post(url: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.load(answer)
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def _rows(mlflow_server: str) -> list[dict[str, float]]:
+    """Two transactions, one ordinary and one the fraud signal would flag, in the model's own columns."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_server, mlflow_server)
+    run = client.get_run(client.get_model_version_by_alias(MODEL, "champion").run_id)
+    features = run.data.tags["features"].split(",")
+    return [dict.fromkeys(features, 1.0), dict.fromkeys(features, 5000.0)]
+
+
+def _champion(mlflow_server: str) -> int:
+    from mlflow import MlflowClient
+
+    return int(MlflowClient(mlflow_server, mlflow_server).get_model_version_by_alias(MODEL, "champion").version)
+
+
+def _register_like_the_champion(mlflow_server: str, model_code: Path | None = None) -> int:
+    """A new version with the champion's metrics, checks and evaluation set: the champion's model again,
+    or the pyfunc model in ``model_code`` (MLflow's models-from-code)."""
+    import mlflow
+    import mlflow.data
+    import pandas as pd
+    from mlflow import MlflowClient
+    from mlflow.models import get_model_info
+
+    client = MlflowClient(mlflow_server, mlflow_server)
+    champion = client.get_model_version_by_alias(MODEL, "champion")
+    run = client.get_run(champion.run_id)
+    uri = f"models:/{MODEL}/{champion.version}"
+    signature = get_model_info(uri).signature
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", mlflow_server)  # not set_tracking_uri: that would outlive the test
+        with mlflow.start_run(experiment_id=run.info.experiment_id):
+            mlflow.log_metrics(run.data.metrics)
+            mlflow.set_tags({k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")})
+            holdout = mlflow.data.from_pandas(pd.DataFrame({"is_fraud": [0, 1]}), name="fraud-holdout")
+            mlflow.log_input(holdout, context="evaluation")
+            if model_code is None:
+                info = mlflow.sklearn.log_model(
+                    mlflow.sklearn.load_model(uri),
+                    name="model",
+                    registered_model_name=MODEL,
+                    signature=signature,
+                    serialization_format="cloudpickle",  # as the training pipeline logs it
+                )
+            else:
+                info = mlflow.pyfunc.log_model(
+                    name="model", python_model=str(model_code), registered_model_name=MODEL, signature=signature
+                )
+    return int(info.registered_model_version)
+
+
+def _apply(root: Path, mlflow_server: str) -> int:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+        return main(["--repo", str(root), "apply", "--target", "local"])
+
+
+def test_the_champion_is_served_over_http_v1_and_v2(applied: Path, mlflow_server: str) -> None:
+    served = _served(applied)
+    running = served.serving()
+    assert running is not None
+    assert running.version == _champion(mlflow_server) == 1
+    assert served.url is not None
+    rows = _rows(mlflow_server)
+
+    with urllib.request.urlopen(f"{served.url}/v2/models/{MODEL}/ready") as ready:
+        assert ready.status == 200
+    columns = list(rows[0])
+    v2 = {"inputs": [{"name": c, "shape": [2], "datatype": "FP64", "data": [r[c] for r in rows]} for c in columns]}
+    status, answer = _post(f"{served.url}/v2/models/{MODEL}/infer", v2)
+    assert status == 200, answer
+    [output] = answer["outputs"]
+    assert output["shape"] == [2]
+    assert set(output["data"]) <= {0.0, 1.0}
+    assert answer["id"]  # given even though the request had none
+
+    status, answer = _post(f"{served.url}/v1/models/{MODEL}:predict", {"instances": rows})
+    assert (status, answer["predictions"]) == (200, output["data"])
+
+    status, answer = _post(f"{served.url}/v1/models/{MODEL}:predict", {"instances": [{"amount": "lots"}]})
+    assert status == 400, answer  # a caller's mistake, not a server error
+
+
+def test_a_version_failing_a_gate_is_refused_with_the_gate_named(
+    applied: Path, mlflow_server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlflow import MlflowClient
+
+    worse = _register_like_the_champion(mlflow_server)
+    client = MlflowClient(mlflow_server, mlflow_server)
+    run_id = client.get_model_version(MODEL, str(worse)).run_id
+    client.log_metric(run_id, "roc_auc", 0.5)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+        code = main(["--repo", str(applied), "promote", "fraud/fraud-scorer", "--version", str(worse)])
+        assert code == 1
+        assert "gate 'roc_auc >= 0.75' failed: version 2 has roc_auc = 0.5" in capsys.readouterr().err
+        # apply holds it back with a warning and serves the champion still; the bad version is kept out of the way
+        assert main(["--repo", str(applied), "plan", "--target", "local", "--detailed-exitcode"]) == 0
+        client.set_model_version_tag(MODEL, str(worse), "shipyard.rejected", "failed its gates in a test")
+    assert _champion(mlflow_server) == 1
+
+
+def test_a_better_version_rolls_out_without_one_failed_request(applied: Path, mlflow_server: str) -> None:
+    served = _served(applied)
+    url = f"{served.url}/v1/models/{MODEL}:predict"
+    body = {"instances": _rows(mlflow_server)}
+    better = _register_like_the_champion(mlflow_server)
+    failures: list[object] = []
+    answered = 0
+    done = threading.Event()
+
+    def traffic() -> None:
+        nonlocal answered
+        while not done.is_set():
+            try:
+                status, answer = _post(url, body)
+            except OSError as error:  # refused or reset: what a gap in serving looks like
+                failures.append(repr(error))
+                continue
+            if status != 200:
+                failures.append((status, answer))
+            answered += 1
+            time.sleep(0.005)  # a steady caller, not one that takes both cores from the servers
+
+    caller = threading.Thread(target=traffic)
+    caller.start()
+    try:
+        assert _apply(applied, mlflow_server) == 0  # canary (10 %), analysis, promotion, then all traffic
+    finally:
+        done.set()
+        caller.join()
+
+    assert failures == []
+    assert answered > 50
+    assert _champion(mlflow_server) == better
+    running = _served(applied).serving()
+    assert running is not None
+    assert running.version == better
+    assert _served(applied).url == served.url  # the URL stayed
+
+
+def test_a_canary_returning_errors_is_rolled_back_and_the_champion_stays(
+    applied: Path, mlflow_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlflow import MlflowClient
+
+    champion = _champion(mlflow_server)
+    code = tmp_path / "broken_model.py"
+    code.write_text(
+        "import mlflow.pyfunc\n"
+        "from mlflow.models import set_model\n\n"
+        "class Broken(mlflow.pyfunc.PythonModel):\n"
+        "    def predict(self, context, model_input):\n"
+        "        raise RuntimeError('feature store timeout')\n\n"
+        "set_model(Broken())\n"
+    )
+    broken = _register_like_the_champion(mlflow_server, model_code=code)
+
+    assert _apply(applied, mlflow_server) == 1
+    err = capsys.readouterr().err
+    assert f"{MODEL} version {broken} was rolled back after its canary (10% of traffic)" in err
+    assert "error rate 100.0% > 1.0%" in err
+
+    assert _champion(mlflow_server) == champion
+    tags = MlflowClient(mlflow_server, mlflow_server).get_model_version(MODEL, str(broken)).tags
+    assert tags["shipyard.rejected"].startswith("canary: error rate")
+    running = _served(applied).serving()
+    assert running is not None
+    assert running.version == champion
+    status, _ = _post(f"{_served(applied).url}/v1/models/{MODEL}:predict", {"instances": _rows(mlflow_server)})
+    assert status == 200
+    with pytest.MonkeyPatch.context() as patch:  # the rejected version is not tried again
+        patch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+        assert main(["--repo", str(applied), "plan", "--target", "local", "--detailed-exitcode"]) == 0
+
+
+def test_a_killed_model_server_is_planned_and_started_again(applied: Path, mlflow_server: str) -> None:
+    served = _served(applied)
+    running = served.serving()
+    assert running is not None
+    os.kill(running.process.pid, signal.SIGKILL)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+        assert main(["--repo", str(applied), "plan", "--target", "local", "--detailed-exitcode"]) == 2
+    assert _apply(applied, mlflow_server) == 0
+    again = _served(applied).serving()
+    assert again is not None
+    assert (again.version, again.process.pid != running.process.pid) == (running.version, True)
+    status, _ = _post(f"{served.url}/v1/models/{MODEL}:predict", {"instances": _rows(mlflow_server)})
+    assert status == 200
 
 
 def test_the_materialization_gate_refuses_bad_data(applied: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,9 @@ from conftest import Result, commit, edit, example_repo
 from shipyard.planes.models import validation
 from shipyard.planes.models.gates import Candidate, evaluate
 from shipyard.planes.models.render import Serving, inference_service, standard_canary
+from shipyard.planes.models.serving.local import deployments
 from shipyard.planes.models.spec import ModelDeploymentSpec
+from shipyard.sdk.planes import local_state_dir
 
 MODEL = "fraud-scorer"
 SPEC = "models/fraud/fraud-scorer.yaml"
@@ -132,49 +134,55 @@ def test_each_failing_gate_is_named() -> None:
 
 
 @pytest.fixture
-def models_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
-    """The example repo with a local MLflow registry in its own folder."""
+def models_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, str]]:
+    """The example repo with a local MLflow registry in its own folder; what it served is stopped after."""
     root = example_repo(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    return root, uri
+    yield root, uri
+    for served in deployments(local_state_dir(root)):
+        served.stop()
 
 
-def _register(uri: str, tmp_path: Path, roc_auc: float, log_loss: float = 0.3) -> int:
+def register(uri: str, tmp_path: Path, roc_auc: float, log_loss: float = 0.3) -> int:
     """Log a run the way the training pipeline does (metrics, passed checks, evaluation set) and register it."""
     import mlflow
     import mlflow.data
     import pandas as pd
     from sklearn.dummy import DummyClassifier
 
-    mlflow.set_tracking_uri(uri)
-    if mlflow.get_experiment_by_name("fraud") is None:
-        mlflow.create_experiment("fraud", artifact_location=str(tmp_path / "artifacts"))
-    mlflow.set_experiment("fraud")
     frame = pd.DataFrame({"amount": [1.0, 2.0], "is_fraud": [0, 1]})
-    with mlflow.start_run():
-        mlflow.log_metrics({"roc_auc": roc_auc, "log_loss": log_loss})
-        mlflow.set_tag("shipyard.data_checks", "fraud/transactions,fraud/user-stats")
-        mlflow.log_input(mlflow.data.from_pandas(frame, name="fraud-holdout", targets="is_fraud"), context="evaluation")
-        info = mlflow.sklearn.log_model(
-            DummyClassifier().fit(frame[["amount"]], frame["is_fraud"]),
-            name="model",
-            registered_model_name=MODEL,
-            pip_requirements=["scikit-learn"],
-        )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)  # not set_tracking_uri: that would outlive the test
+        if mlflow.get_experiment_by_name("fraud") is None:
+            # A tracking server keeps artifacts itself; a SQLite registry needs a folder.
+            artifacts = None if uri.startswith("http") else str(tmp_path / "artifacts")
+            mlflow.create_experiment("fraud", artifact_location=artifacts)
+        with mlflow.start_run(experiment_id=mlflow.get_experiment_by_name("fraud").experiment_id):
+            mlflow.log_metrics({"roc_auc": roc_auc, "log_loss": log_loss})
+            mlflow.set_tag("shipyard.data_checks", "fraud/transactions,fraud/user-stats")
+            evaluation = mlflow.data.from_pandas(frame, name="fraud-holdout", targets="is_fraud")
+            mlflow.log_input(evaluation, context="evaluation")
+            info = mlflow.sklearn.log_model(
+                DummyClassifier().fit(frame[["amount"]], frame["is_fraud"]),
+                name="model",
+                registered_model_name=MODEL,
+                input_example=frame[["amount"]],
+                pip_requirements=["scikit-learn"],
+            )
     return int(info.registered_model_version)
 
 
-def _plan(shipyard: Callable[..., Result], root: Path, *args: str) -> tuple[int, dict]:
+def plan_json(shipyard: Callable[..., Result], root: Path, *args: str) -> tuple[int, dict]:
     result = shipyard("plan", "--plane", "models", "--format", "json", *args, repo=root)
     return result.code, json.loads(result.out)
 
 
-def _changes(data: dict) -> dict[str, dict]:
+def pending(data: dict) -> dict[str, dict]:
     return {c["key"]: c for c in data["plan"]["changes"] if c["action"] != "noop"}
 
 
-def _alias(uri: str, alias: str = "champion") -> int:
+def alias_of(uri: str, alias: str = "champion") -> int:
     from mlflow import MlflowClient
 
     return int(MlflowClient(uri, uri).get_model_version_by_alias(MODEL, alias).version)
@@ -184,53 +192,53 @@ def test_promotion_through_gates_then_rollback(models_repo, tmp_path: Path, ship
     from mlflow import MlflowClient
 
     root, uri = models_repo
-    code, data = _plan(shipyard, root)
+    code, data = plan_json(shipyard, root)
     assert code == 0
-    [alias] = _changes(data).values()  # nothing trained: an alias to set, nothing to serve yet
+    [alias] = pending(data).values()  # nothing trained: an alias to set, nothing to serve yet
     assert alias["desired"]["body"]["version"] is None
 
-    first = _register(uri, tmp_path, roc_auc=0.82)
-    code, data = _plan(shipyard, root)
-    changes = _changes(data)
+    first = register(uri, tmp_path, roc_auc=0.82)
+    code, data = plan_json(shipyard, root)
+    changes = pending(data)
     assert changes["models/fraud/fraud-scorer/ModelAlias"]["desired"]["body"]["version"] == first
     service = changes["models/fraud/fraud-scorer/InferenceService"]["desired"]["body"]
     assert service["spec"]["predictor"]["model"]["storageUri"].endswith("/artifacts")
     assert shipyard("apply", "--plane", "models", repo=root).code == 0
-    assert _alias(uri) == first
+    assert alias_of(uri) == first
     tags = MlflowClient(uri, uri).get_model_version(MODEL, str(first)).tags
     assert tags["shipyard.champion.why"] == "shipyard apply"
 
     # A worse version is held back: the plan warns with the gate named, and promote refuses it.
-    worse = _register(uri, tmp_path, roc_auc=0.70)
-    code, data = _plan(shipyard, root)
-    assert _changes(data) == {}
+    worse = register(uri, tmp_path, roc_auc=0.70)
+    code, data = plan_json(shipyard, root)
+    assert pending(data) == {}
     [warning] = [d for d in data["diagnostics"] if d["rule"] == "models/gates"]
     assert "gate 'roc_auc >= 0.75' failed: version 2 has roc_auc = 0.7" in warning["message"]
     refused = shipyard("promote", "fraud/fraud-scorer", "--version", str(worse), repo=root)
     assert refused.code == 1
     assert "gate 'roc_auc >= 0.75' failed" in refused.err
-    assert _alias(uri) == first
+    assert alias_of(uri) == first
 
     # A better one moves the alias and the served storage URI, and remembers where it came from.
-    better = _register(uri, tmp_path, roc_auc=0.83)
-    code, data = _plan(shipyard, root)
-    changes = _changes(data)
+    better = register(uri, tmp_path, roc_auc=0.83)
+    code, data = plan_json(shipyard, root)
+    changes = pending(data)
     [move] = changes["models/fraud/fraud-scorer/ModelAlias"]["diffs"]
     assert (move["path"], move["before"], move["after"]) == (["version"], first, better)
     fields = {".".join(map(str, d["path"])) for d in changes["models/fraud/fraud-scorer/InferenceService"]["diffs"]}
     assert fields == {"spec.predictor.model.storageUri", "metadata.labels.shipyard.dev/model-version"}
     assert shipyard("apply", "--plane", "models", repo=root).code == 0
-    assert _alias(uri) == better
+    assert alias_of(uri) == better
 
     rolled = shipyard("rollback", "fraud/fraud-scorer", "--reason", "p95 latency doubled", repo=root)
     assert rolled.code == 0, rolled.err
-    assert _alias(uri) == first
+    assert alias_of(uri) == first
     assert MlflowClient(uri, uri).get_model_version(MODEL, str(better)).tags["shipyard.rejected"] == (
         "p95 latency doubled"
     )
     # The rejected version is not promoted again; the newest other one still fails its gates.
-    code, data = _plan(shipyard, root)
-    assert set(_changes(data)) == {"models/fraud/fraud-scorer/InferenceService"}  # re-rendered to version 1
+    code, data = plan_json(shipyard, root)
+    assert set(pending(data)) == {"models/fraud/fraud-scorer/InferenceService"}  # re-rendered to version 1
 
 
 def test_cloud_aliases_move_only_by_pull_request(models_repo, shipyard) -> None:
@@ -246,10 +254,10 @@ def test_a_spec_change_plans_as_an_inference_service_field_diff(models_repo, shi
     edit(root, SPEC, "    max: 4", "    max: 6")
     commit(root, "more replicas")
 
-    code, data = _plan(shipyard, root, "--target", "base:HEAD~1")
+    code, data = plan_json(shipyard, root, "--target", "base:HEAD~1")
 
     assert code == 0
-    [change] = _changes(data).values()
+    [change] = pending(data).values()
     assert change["key"] == "models/fraud/fraud-scorer/InferenceService"
     assert [(d["path"], d["before"], d["after"]) for d in change["diffs"]] == [
         (["spec", "predictor", "maxReplicas"], 4, 6)

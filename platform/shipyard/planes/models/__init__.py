@@ -18,17 +18,20 @@ the alias moves only if they all pass, and the move is recorded as tags on the v
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from shipyard.planes.models import validation
 from shipyard.planes.models.gates import Candidate, GateFailure, evaluate
-from shipyard.planes.models.registry import ModelRegistry
+from shipyard.planes.models.registry import REJECTED_TAG, ModelRegistry, moved_here_by_shipyard
 from shipyard.planes.models.render import Serving, inference_service
+from shipyard.planes.models.serving import probe
+from shipyard.planes.models.serving.local import LocalServing, Release
 from shipyard.planes.models.spec import ModelDeploymentSpec
-from shipyard.planes.tenancy.environment import mlflow_tracking
+from shipyard.planes.tenancy.environment import environment, mlflow_tracking
 from shipyard.planes.tenancy.manifests import team_namespace
 from shipyard.sdk import (
     Action,
@@ -44,12 +47,16 @@ from shipyard.sdk import (
     Spec,
     SpecSet,
     Target,
+    TargetUnavailable,
     UserError,
     hookimpl,
 )
 from shipyard.sdk.kubernetes import SERVER_SET_FIELDS
 from shipyard.sdk.planes import local_state_dir
 from shipyard.sdk.store import ResourceStore
+
+if TYPE_CHECKING:
+    from shipyard.planes.models.kubernetes import InferenceServices
 
 PLANE = "models"
 MODEL_DEPLOYMENT = Kind(
@@ -66,6 +73,10 @@ def key(team: str, name: str, kind: str) -> str:
 
 class PromotionRefused(UserError):
     """A version failed its gates: the alias did not move."""
+
+
+class CanaryRolledBack(UserError):
+    """The canary analysis found the new version worse: it no longer serves, and the alias did not move."""
 
 
 @dataclass(frozen=True)
@@ -128,15 +139,21 @@ class ModelsPlane(Plane):
         registry = _registry(ctx.specs, ctx.environment, local_state_dir(ctx.root)) if ctx.live and specs else None
         return self._decided.put(ctx, [_decision(ctx, spec, registry) for spec in specs])
 
-    # -- the local target -------------------------------------------------------------------------
+    # -- observe and apply: the local target (our servers) or a cloud one (cluster + registry) -----
 
     def observe(self, target: Target) -> Iterable[Resource]:
-        if not target.is_local:
-            return super().observe(target)
         ctx, decisions = self._decided.of(target)
-        records = {r.key: r for r in _records(target)}
-        observed = [r for r in records.values() if r.kind != "ModelAlias"]
-        registry = _registry(ctx.specs, "local", target.state_dir)
+        registry = _registry(ctx.specs, target.name, target.state_dir)
+        if target.is_local:
+            records = {r.key: r for r in _records(target)}
+            observed = [
+                record
+                for record in records.values()
+                # An InferenceService exists while its servers run: one killed is planned to start again.
+                if record.kind == "InferenceService" and LocalServing(target.state_dir, *_named(record.key)).serving()
+            ]
+        else:
+            records, observed = {}, [_observed_service(item) for item in _cluster(ctx.specs, target.name).list()]
         for decision in decisions:
             spec = decision.spec
             alias_key = key(str(spec.team), spec.name, "ModelAlias")
@@ -145,6 +162,7 @@ class ModelsPlane(Plane):
             body = {
                 "registeredModel": model,
                 "alias": decision.alias,
+                # Read from the registry: an alias someone moved by hand shows as drift.
                 "version": None if registry is None else registry.alias(model, decision.alias),
                 "trainedBy": applied.body["trainedBy"] if applied is not None else {},
             }
@@ -153,45 +171,134 @@ class ModelsPlane(Plane):
 
     def apply(self, change: Change, target: Target) -> None:
         if not target.is_local:
-            super().apply(change, target)
+            self._apply_remote(change, target)
             return
+        team, name = _named(change.key)
         if change.action is Action.DELETE:
-            _records(target).delete(change.key)  # a removed deployment stops serving; its alias stays in MLflow
+            if change.kind == "InferenceService":
+                LocalServing(target.state_dir, team, name).stop()
+            _records(target).delete(change.key)  # a removed deployment's alias stays in MLflow
             return
         assert change.desired is not None
         ctx, decisions = self._decided.of(target)
-        planned = next(d for d in decisions if change.key.startswith(key(str(d.spec.team), d.spec.name, "")))
+        planned = next(d for d in decisions if (d.spec.team, d.spec.name) == (team, name))
         # Decided again now: a pipeline applied just before may have registered the version to serve.
         registry = _registry(ctx.specs, "local", target.state_dir)
         decision = _decision(ctx, planned.spec, registry)
         # The verification after apply sees what was decided now.
         self._decided.put(ctx, [decision if d is planned else d for d in decisions])
-        spec = decision.spec
+        serving = LocalServing(target.state_dir, team, name)
         if change.kind == "ModelAlias":
             if registry is not None and decision.version is not None:
-                promote(registry, spec, decision.alias, decision.version, why="shipyard apply")
+                _promote_locally(registry, decision, serving)
             # What the alias was decided from: the plan after the next training shows it changed.
             _records(target).put(Resource(PLANE, "ModelAlias", change.key, {"trainedBy": decision.trained_by}))
-        if decision.version is not None:
+        if registry is not None and decision.version is not None:
             # Serving follows the alias, also when the version was trained earlier in this apply.
-            served = key(str(spec.team), spec.name, "InferenceService")
+            serving.roll_out(_release(registry, decision))
+            served = key(team, name, "InferenceService")
             _records(target).put(Resource(PLANE, "InferenceService", served, decision.manifest, change.desired.source))
+
+    def _apply_remote(self, change: Change, target: Target) -> None:
+        """A cloud environment: server-side apply of the InferenceService; the alias moved through the gates."""
+        ctx, decisions = self._decided.of(target)
+        if change.kind == "InferenceService":
+            cluster = _cluster(ctx.specs, target.name)
+            if change.action is Action.DELETE:
+                assert change.observed is not None
+                meta = change.observed.body["metadata"]
+                cluster.delete(meta["namespace"], meta["name"])
+            else:
+                assert change.desired is not None
+                cluster.apply(dict(change.desired.body))
+            return
+        if change.action is Action.DELETE or change.desired is None or change.desired.body["version"] is None:
+            return  # aliases of removed deployments stay; an alias with no version yet has nothing to move to
+        decision = next(d for d in decisions if key(str(d.spec.team), d.spec.name, "ModelAlias") == change.key)
+        registry = _registry(ctx.specs, target.name, target.state_dir)
+        assert registry is not None
+        assert decision.version is not None
+        promote(registry, decision.spec, decision.alias, decision.version, why=f"shipyard apply to {target.name}")
+
+
+def _named(resource_key: str) -> tuple[str, str]:
+    """(team, deployment) of a models plane key."""
+    team, name = resource_key.split("/")[1:3]
+    return team, name
+
+
+def _cluster(specs: SpecSet, environment_name: str) -> InferenceServices:
+    from shipyard.planes.models.kubernetes import InferenceServices
+
+    return InferenceServices(environment(specs, environment_name).kubernetes.context)
+
+
+def _observed_service(item: dict[str, Any]) -> Resource:
+    """A managed InferenceService as we applied it, with KServe's status (which the diff ignores)."""
+    from shipyard.planes.models.kubernetes import owned, status
+
+    meta = item["metadata"]
+    found = status(item)
+    body = owned(item) | {"status": {"ready": found.ready, "url": found.url, "traffic": dict(found.traffic)}}
+    return Resource(
+        PLANE, "InferenceService", key(meta["labels"]["shipyard.dev/team"], meta["name"], "InferenceService"), body
+    )
+
+
+def _promote_locally(registry: ModelRegistry, decision: Decision, serving: LocalServing) -> None:
+    """Move the alias to the decided version; with a canary, only after the new version did well on live traffic."""
+    spec, alias, version = decision.spec, decision.alias, decision.version
+    assert version is not None
+    model = spec.spec.registered_model
+    current = registry.alias(model, alias)
+    if current == version:
+        return
+    _refuse_failing(registry, spec, alias, version, current)
+    canary = spec.spec.canary
+    stable = serving.serving()
+    tried = canary is not None and stable is not None and stable.version == current
+    if tried:
+        assert canary is not None
+        path, body = probe.sample_request(
+            registry.uri, registry.storage_uri(model, version), spec.spec.protocol, spec.name
+        )
+        found = serving.canary(_release(registry, decision), canary, lambda url, n: probe.send(url, path, body, n))
+        if found:
+            why = "canary: " + "; ".join(found)
+            registry.reject(model, version, why)
+            raise CanaryRolledBack(
+                f"{model} version {version} was rolled back after its canary ({canary.percent}% of traffic): "
+                + "; ".join(found),
+                hint=f"@{alias} stays on version {current}; version {version} is marked {REJECTED_TAG} "
+                "and is not tried again",
+            )
+    registry.move(model, alias, version, "shipyard apply" + (" after a canary" if tried else ""))
+
+
+def _release(registry: ModelRegistry, decision: Decision) -> Release:
+    assert decision.version is not None
+    digest = hashlib.sha256(json.dumps(decision.manifest, sort_keys=True).encode()).hexdigest()[:16]
+    return Release(decision.spec.spec.registered_model, decision.version, registry.uri, digest)
 
 
 def promote(registry: ModelRegistry, spec: Spec, alias: str, version: int, why: str) -> int | None:
     """Move ``alias`` to ``version`` if it passes the spec's gates; returns the version it left."""
-    model = spec.spec.registered_model
-    current = registry.alias(model, alias)
+    current = registry.alias(spec.spec.registered_model, alias)
     if current == version:
         return current
-    failures = _gate_failures(registry, spec, version, current)
+    _refuse_failing(registry, spec, alias, version, current)
+    return registry.move(spec.spec.registered_model, alias, version, why)
+
+
+def _refuse_failing(registry: ModelRegistry, spec: Spec, alias: str, version: int, current: int | None) -> None:
+    failures = _gate_failures(registry, spec, alias, version, current)
     if failures:
         raise PromotionRefused(
-            f"{model} version {version} was not promoted to @{alias}: " + "; ".join(map(str, failures)),
+            f"{spec.spec.registered_model} version {version} was not promoted to @{alias}: "
+            + "; ".join(map(str, failures)),
             hint=f"the gates are in {spec.source.file}; @{alias} stays on "
             + ("nothing" if current is None else f"version {current}"),
         )
-    return registry.move(model, alias, version, why)
 
 
 def rollback(registry: ModelRegistry, spec: Spec, alias: str, why: str) -> tuple[int, int]:
@@ -227,7 +334,9 @@ def local_registry(specs: SpecSet, root: Path) -> ModelRegistry:
     return registry
 
 
-def _gate_failures(registry: ModelRegistry, spec: Spec, version: int, current: int | None) -> list[GateFailure]:
+def _gate_failures(
+    registry: ModelRegistry, spec: Spec, alias: str, version: int, current: int | None
+) -> list[GateFailure]:
     """The gates ``version`` fails, against the version the alias serves now."""
     model = spec.spec.registered_model
 
@@ -236,7 +345,11 @@ def _gate_failures(registry: ModelRegistry, spec: Spec, version: int, current: i
         found = registry.candidate(model, v)
         return replace(found, data_checks=frozenset(c.removeprefix(f"{spec.team}/") for c in found.data_checks))
 
-    return evaluate(spec.spec.gates, facts(version), None if current is None else facts(current))
+    baseline = None if current is None else facts(current)
+    if baseline is not None and not moved_here_by_shipyard(baseline.tags, alias):
+        # A version someone moved the alias to by hand is drift to undo, not a bar to clear.
+        baseline = None
+    return evaluate(spec.spec.gates, facts(version), baseline)
 
 
 def _decision(ctx: DesiredContext, spec: Spec, registry: ModelRegistry | None) -> Decision:
@@ -250,7 +363,7 @@ def _decision(ctx: DesiredContext, spec: Spec, registry: ModelRegistry | None) -
         version = current
         newest = next(iter(registry.versions(model, rejected=False)), None)
         if newest is not None and newest != current:
-            failures = _gate_failures(registry, spec, newest, current)
+            failures = _gate_failures(registry, spec, serve.alias, newest, current)
             if failures:
                 held_back = (newest, tuple(failures))
             else:
@@ -263,9 +376,10 @@ def _decision(ctx: DesiredContext, spec: Spec, registry: ModelRegistry | None) -
     manifest = inference_service(
         deployment, spec.name, spec.team, team_namespace(ctx.specs, spec.team), Serving(version, storage)
     )
-    # Which training the alias follows matters only against a live registry; a plan from git
-    # alone shows the pipeline change itself.
-    trained_by = _trainers(ctx, spec) if ctx.live else {}
+    # Which training the alias follows matters only where apply trains: the local target, against a
+    # live registry. A plan from git alone shows the pipeline change itself; in cloud environments KFP
+    # runs the pipelines on their own schedule.
+    trained_by = _trainers(ctx, spec) if ctx.live and ctx.environment == "local" else {}
     return Decision(spec, serve.alias, version, manifest, trained_by, held_back)
 
 
@@ -294,12 +408,28 @@ def _alias_body(decision: Decision) -> dict[str, Any]:
     }
 
 
-def _registry(specs: SpecSet, environment: str, local_state: Path) -> ModelRegistry | None:
+def _registry(specs: SpecSet, environment_name: str, local_state: Path) -> ModelRegistry | None:
     """The environment's registry; None locally before anything was trained (opening SQLite would create it)."""
-    uri, _ = mlflow_tracking(specs, environment, local_state)
+    uri, _ = mlflow_tracking(specs, environment_name, local_state)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         return None
+    if uri.startswith(("http://", "https://")):
+        _answers(uri, f"check mlflow.trackingUri in platform/environments/{environment_name}.yaml and the network")
     return ModelRegistry(uri)
+
+
+def _answers(uri: str, hint: str) -> None:
+    """Fail at once, and clearly, when a tracking server is not there (MLflow's client retries for minutes)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=10):  # noqa: S310 (http(s) only, above)
+            return
+    except urllib.error.HTTPError:
+        return  # it answered; a proxy or auth in front may refuse /health itself
+    except (urllib.error.URLError, OSError) as error:
+        raise TargetUnavailable(f"the MLflow tracking server at {uri} did not answer: {error}", hint=hint) from error
 
 
 def _records(target: Target) -> ResourceStore:

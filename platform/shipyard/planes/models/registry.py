@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,11 @@ REJECTED_TAG = f"{TAG}.rejected"
 
 def _tag(alias: str, what: str) -> str:
     return f"{TAG}.{alias}.{what}"
+
+
+def moved_here_by_shipyard(tags: Mapping[str, str], alias: str) -> bool:
+    """Whether these version tags record Shipyard moving ``alias`` to the version (not a hand move)."""
+    return _tag(alias, "at") in tags
 
 
 class ModelRegistry:

@@ -40,7 +40,9 @@ class Canary(SpecModel):
     """A new version takes ``percent`` of traffic first; the analysis decides whether it is promoted."""
 
     percent: int = Field(ge=1, le=99, description="Share of requests the new version gets during the canary")
-    requests: int = Field(default=200, ge=10, description="Requests the analysis waits for before it decides")
+    requests: int = Field(
+        default=100, ge=10, le=10_000, description="Requests the canary must answer before the analysis decides"
+    )
     max_error_rate: float = Field(
         default=0.01, ge=0, le=1, description="Highest share of failed canary requests accepted"
     )

@@ -31,16 +31,23 @@ class Mlflow(SpecModel):
     tracking_uri: str = Field(pattern=URL_PATTERN, description="The MLflow tracking server runs log to")
 
 
+class Kubernetes(SpecModel):
+    context: str | None = Field(
+        default=None, description="The kubeconfig context of the environment's cluster (default: the current one)"
+    )
+
+
 class EnvironmentSpec(SpecModel):
     kubeflow: Kubeflow | None = None
     mlflow: Mlflow | None = None
+    kubernetes: Kubernetes = Field(default_factory=Kubernetes)
 
 
 ENVIRONMENT = Kind(
     "Environment",
     EnvironmentSpec,
     globs=("platform/environments/*.yaml",),
-    description="A cloud environment's platform endpoints (Kubeflow Pipelines, MLflow).",
+    description="A cloud environment's platform endpoints (Kubeflow Pipelines, MLflow, the Kubernetes context).",
     team_scoped=False,
 )
 

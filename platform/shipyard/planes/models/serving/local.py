@@ -1,0 +1,217 @@
+"""The local target's serving of one deployment: a router on a stable port, model servers behind it.
+
+What runs is remembered in ``.shipyard/local/models/serving/<team>.<name>.json``: the
+router and the model servers (PID, start time, port, version, the digest of the
+InferenceService manifest each serves). Changing versions never leaves the URL
+without a ready server:
+
+- **rolling replacement**: start the new server, wait until its model is ready, route
+  everything to it, wait until the old one has nothing in flight, stop the old one;
+- **canary**: start the new server, route ``percent`` of requests to it, send probe
+  requests through the router, compare the two (``analysis``), then keep one of them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shipyard.planes.models.serving.analysis import Window, problems
+from shipyard.planes.models.spec import Canary
+from shipyard.sdk import processes
+from shipyard.sdk.processes import Process
+
+ROUTER = "shipyard.planes.models.serving.router"
+SERVER = "shipyard.planes.models.serving.server"
+DRAIN_TIMEOUT_S = 30.0
+WARM_UP_REQUESTS = 20
+
+#: Sends probe requests to a URL: how a canary gets traffic when nobody else is calling.
+Probe = Callable[[str, int], object]
+
+
+@dataclass(frozen=True)
+class Release:
+    """What to serve: a registered model version, from which registry, for which InferenceService manifest."""
+
+    model: str
+    version: int
+    tracking_uri: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class ModelServer:
+    """A KServe model server for one model version."""
+
+    version: int
+    digest: str  # of the InferenceService manifest it was started for
+    process: Process
+
+    @property
+    def backend(self) -> str:
+        return f"v{self.version}-{self.process.port}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "digest": self.digest, "process": self.process.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelServer:
+        return cls(int(data["version"]), str(data["digest"]), Process.from_dict(data["process"]))
+
+
+class LocalServing:
+    """One deployment's router and model servers on 127.0.0.1."""
+
+    def __init__(self, state_dir: Path, team: str, name: str) -> None:
+        self.folder = state_dir / "models" / "serving"
+        self.file = self.folder / f"{team}.{name}.json"
+        self.logs = state_dir / "logs"
+        self.label = f"{team}.{name}"
+        self.name = name
+        state = json.loads(self.file.read_text(encoding="utf-8")) if self.file.is_file() else {}
+        self.router: Process | None = Process.from_dict(state["router"]) if state.get("router") else None
+        self.servers = [ModelServer.from_dict(s) for s in state.get("servers", [])]
+
+    @property
+    def url(self) -> str | None:
+        return self.router.url if self.router is not None else None
+
+    def serving(self) -> ModelServer | None:
+        """The server taking all traffic, when it and the router run."""
+        if self.router is None or not processes.alive(self.router) or len(self.servers) != 1:
+            return None
+        return self.servers[0] if processes.alive(self.servers[0].process) else None
+
+    def roll_out(self, release: Release) -> None:
+        """Serve ``release``; a running server for another version or manifest is replaced without a gap."""
+        current = self.serving()
+        if current is not None and (current.version, current.digest) == (release.version, release.digest):
+            return
+        new = self._start(release)
+        self._route({new: 100})
+        for old in [s for s in self.servers if s is not new]:
+            self._retire(old)
+
+    def canary(self, release: Release, canary: Canary, probe: Probe) -> list[str]:
+        """Try ``release`` on ``canary.percent`` of traffic; keep it if the analysis finds nothing, else go back."""
+        stable = self.serving()
+        assert stable is not None, "a canary needs a version serving already"
+        candidate = self._start(release)
+        # Warmed up first, directly: a fresh server's first answers (lazy imports, first connections)
+        # are slow for reasons no user would see twice, and must not decide the latency verdict.
+        probe(candidate.process.url, WARM_UP_REQUESTS)
+        self._route({stable: 100 - canary.percent, candidate: canary.percent})
+        assert self.url is not None
+        # Enough probes through the router that the canary alone answers canary.requests of them.
+        probe(self.url, math.ceil(canary.requests * 100 / canary.percent))
+        windows = self._windows()
+        found = problems(canary, windows[stable.backend], windows[candidate.backend])
+        keep, drop = (stable, candidate) if found else (candidate, stable)
+        self._route({keep: 100})
+        self._retire(drop)
+        return found
+
+    def stop(self) -> None:
+        """Stop the router and every model server of this deployment, and forget them."""
+        for server in self.servers:
+            processes.stop(server.process)
+        if self.router is not None:
+            processes.stop(self.router)
+        self.file.unlink(missing_ok=True)
+
+    # -- steps --------------------------------------------------------------------------------------
+
+    def _start(self, release: Release) -> ModelServer:
+        sock = processes.listen()
+        process = processes.spawn(
+            SERVER,
+            ["--name", self.name, "--model-uri", f"models:/{release.model}/{release.version}"],
+            self.logs / f"{self.label}.v{release.version}.{sock.getsockname()[1]}.log",
+            sock,
+            env={
+                "MLFLOW_TRACKING_URI": release.tracking_uri,
+                # One thread per server unless told otherwise: several servers share a laptop's cores,
+                # and OpenMP threads spinning in one (sklearn, xgboost) starve the others.
+                "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+            },
+        )
+        server = ModelServer(release.version, release.digest, process)
+        self.servers.append(server)
+        self._save()  # remembered before waiting: a failed start is still stopped by `down`
+        try:
+            processes.wait_ready(process, f"/v2/models/{self.name}/ready")
+        except Exception:
+            processes.stop(process)
+            self.servers.remove(server)
+            self._save()
+            raise
+        return server
+
+    def _route(self, weights: dict[ModelServer, int]) -> None:
+        self._ensure_router()
+        assert self.router is not None
+        backends = [{"name": s.backend, "url": s.process.url, "weight": w} for s, w in weights.items()]
+        _call(self.router.url + "/-/routes", {"backends": backends})
+
+    def _retire(self, server: ModelServer) -> None:
+        """Stop ``server`` once the router has no request of it in flight."""
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while self.router is not None and time.monotonic() < deadline:
+            stats = _call(self.router.url + "/-/stats")
+            busy = [b for b in (*stats["backends"], *stats["draining"]) if b["name"] == server.backend]
+            if not any(b["inFlight"] for b in busy):
+                break
+            time.sleep(0.02)
+        processes.stop(server.process)
+        self.servers.remove(server)
+        self._save()
+
+    def _windows(self) -> dict[str, Window]:
+        assert self.router is not None
+        stats = _call(self.router.url + "/-/stats")["backends"]
+        return {b["name"]: Window(b["requests"], b["errors"], tuple(b["latenciesMs"])) for b in stats}
+
+    def _ensure_router(self) -> None:
+        if self.router is not None and processes.alive(self.router):
+            return
+        # Restarted on the port it had, so the deployment's URL does not change.
+        port = self.router.port if self.router is not None else 0
+        sock = processes.listen(port)
+        self.router = processes.spawn(ROUTER, [], self.logs / f"{self.label}.router.log", sock)
+        self._save()
+        processes.wait_ready(self.router, "/-/healthz", timeout_s=30)
+
+    def _save(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        state = {
+            "router": self.router.to_dict() if self.router is not None else None,
+            "servers": [s.to_dict() for s in self.servers],
+        }
+        temp = self.file.with_suffix(".tmp")
+        temp.write_text(json.dumps(state, indent=2), encoding="utf-8")
+        os.replace(temp, self.file)
+
+
+def _call(url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One admin call to a router on loopback."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="GET" if body is None else "PUT")  # noqa: S310
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 (loopback only)
+        result: dict[str, Any] = json.loads(answer.read())
+        return result
+
+
+def deployments(state_dir: Path) -> list[LocalServing]:
+    """Every deployment the local target serves (or has processes of)."""
+    folder = state_dir / "models" / "serving"
+    found = [path.stem.split(".", 1) for path in sorted(folder.glob("*.json"))]
+    return [LocalServing(state_dir, team, name) for team, name in found]

@@ -1,0 +1,142 @@
+"""Processes the local platform starts: bound to 127.0.0.1, remembered by PID, stopped only if ours.
+
+A PID alone can be reused by the system after our process exits, so a started
+process is remembered with its start time; ``alive`` and ``stop`` act only on the
+process that has both. Each one gets its listening socket from us (``listen``):
+the port is known before the child starts and no other process can take it between.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from shipyard.sdk.errors import UserError
+
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Process:
+    """A process we started: its PID, when it started (the PID's owner check), its port and log."""
+
+    pid: int
+    started: float
+    port: int
+    log: str
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Process:
+        return cls(int(data["pid"]), float(data["started"]), int(data["port"]), str(data["log"]))
+
+
+def listen(port: int = 0) -> socket.socket:
+    """A TCP socket listening on 127.0.0.1 (``port`` 0: any free port)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((LOOPBACK, port))
+    except OSError as error:
+        sock.close()
+        raise UserError(
+            f"port {port} on {LOOPBACK} is taken: {error.strerror}",
+            hint="stop what listens there, or let Shipyard choose a free port",
+        ) from error
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def spawn(
+    module: str, args: Sequence[str], log: Path, sock: socket.socket, env: Mapping[str, str] | None = None
+) -> Process:
+    """Start ``python -m module args --fd N`` in its own session, serving on ``sock``; it outlives us."""
+    import psutil
+
+    log.parent.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", module, *args, "--fd", str(sock.fileno())]
+    with open(log, "ab") as output:
+        child = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            pass_fds=(sock.fileno(),),
+            start_new_session=True,  # Ctrl-C in our terminal does not reach it; `down` stops it
+            env=os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONUNBUFFERED": "1"} | dict(env or {}),
+        )
+    port = sock.getsockname()[1]
+    sock.close()  # the child holds its own copy
+    return Process(child.pid, psutil.Process(child.pid).create_time(), port, str(log))
+
+
+def alive(process: Process) -> bool:
+    """Whether our process still runs (not merely some process with its PID)."""
+    import psutil
+
+    try:
+        found = psutil.Process(process.pid)
+        same = abs(found.create_time() - process.started) < 0.01
+        return bool(same and found.status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
+
+
+def stop(process: Process, grace_s: float = 10.0) -> None:
+    """SIGTERM (a graceful shutdown), then SIGKILL after ``grace_s``; only if the process is ours."""
+    if not alive(process):
+        return
+    os.kill(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while alive(process):
+        if time.monotonic() > deadline:
+            os.kill(process.pid, signal.SIGKILL)
+        _reap(process.pid)
+        time.sleep(0.05)
+
+
+def wait_ready(process: Process, path: str, timeout_s: float = 120.0) -> None:
+    """Poll ``path`` until it answers 200; fail early, with the log's tail, if the process dies."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not alive(process):
+            raise UserError(f"the process serving port {process.port} exited:\n{tail(process.log)}")
+        try:
+            with urllib.request.urlopen(process.url + path, timeout=2) as answer:  # noqa: S310 (loopback only)
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.1)
+    raise UserError(f"{process.url}{path} was not ready after {timeout_s:.0f} s:\n{tail(process.log)}")
+
+
+def tail(log: str, lines: int = 15) -> str:
+    try:
+        return "\n".join(Path(log).read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _reap(pid: int) -> None:
+    """Collect our own exited child so it does not linger as a zombie."""
+    with contextlib.suppress(ChildProcessError):  # not our child: started by an earlier shipyard run
+        os.waitpid(pid, os.WNOHANG)
