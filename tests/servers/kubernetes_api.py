@@ -15,15 +15,16 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import yaml
+
+from servers.loopback import serving
 
 TOKEN = "shipyard-test-token"
 PATH = re.compile(
@@ -152,15 +153,8 @@ class _Handler(BaseHTTPRequestHandler):
 def kubernetes_api() -> Iterator[tuple[str, State]]:
     """A server on a free loopback port: yields its URL and its state."""
     state = State()
-    handler = type("Handler", (_Handler,), {"state": state})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", state
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_Handler, state) as url:
+        yield url, state
 
 
 def kubeconfig(url: str, context: str) -> str:
