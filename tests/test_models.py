@@ -95,6 +95,13 @@ def test_schema_problems_point_back_at_the_spec_field() -> None:
         ({"replicas": {"min": 0, "max": 2}, "mode": "Standard"}, "scale to zero"),
         ({"gates": {"metrics": ["roc_auc > high"]}}, "is not '<metric> >=|<=|>|< <number>'"),
         ({"serve": {"local": {"alias": "v2"}}}, "reserved by MLflow"),
+        ({"serve": {"prod": {"alias": "champion", "canary": 2}}}, "canary needs version"),
+        ({"serve": {"prod": {"alias": "champion", "version": 2, "canary": 2}}}, "a canary is a different version"),
+        ({"serve": {"prod": {"alias": "champion", "version": 1, "canary": 2}}}, "needs spec.canary"),
+        (
+            {"serve": {"local": {"alias": "champion", "version": 1, "canary": 2}}, "canary": {"percent": 5}},
+            "the local target runs a canary itself",
+        ),
     ],
 )
 def test_bad_deployments_are_refused_with_the_reason(changes: dict, message: str) -> None:

@@ -16,6 +16,7 @@ from test_models import MODEL, SPEC, alias_of, pending, plan_json, register
 ENV = "staging"  # the example pins staging to version 1 of fraud-scorer
 SERVICE = "models/fraud/fraud-scorer/InferenceService"
 ALIAS = "models/fraud/fraud-scorer/ModelAlias"
+SERVED = ("inferenceservices", "fraud", "fraud-scorer")  # the test server's key: (plural, namespace, name)
 
 
 @pytest.fixture
@@ -52,7 +53,7 @@ def test_staging_is_applied_server_side_converges_and_shows_drift(staging, tmp_p
     assert content_type == "application/apply-patch+yaml"
     assert "fieldManager=shipyard" in path
     assert "force=true" in path
-    stored = api.objects[("fraud", "fraud-scorer")]
+    stored = api.objects[SERVED]
     assert stored["spec"]["predictor"]["model"]["storageUri"] == MlflowClient(
         tracking, tracking
     ).get_model_version_download_uri(MODEL, "1")
@@ -87,19 +88,45 @@ def test_staging_is_applied_server_side_converges_and_shows_drift(staging, tmp_p
         (["spec", "predictor", "maxReplicas"], 4, 6)
     ]
     _apply(shipyard, root)
-    assert api.objects[("fraud", "fraud-scorer")]["spec"]["predictor"]["maxReplicas"] == 6
+    assert api.objects[SERVED]["spec"]["predictor"]["maxReplicas"] == 6
+
+    # A canary declared in git: Serverless mode lets KServe split with canaryTrafficPercent ...
+    edit(root, SPEC, "staging: {alias: champion, version: 1}", "staging: {alias: champion, version: 1, canary: 2}")
+    code, data = plan_json(shipyard, root, "-t", ENV)
+    fields = {".".join(map(str, d["path"])): d["after"] for d in pending(data)[SERVICE]["diffs"]}
+    assert fields["spec.predictor.canaryTrafficPercent"] == 10
+    assert fields["metadata.labels.shipyard.dev/model-version"] == "2"
+    assert set(pending(data)) == {SERVICE}  # the alias stays on version 1 while the canary runs
+    _apply(shipyard, root)
+    assert api.objects[SERVED]["spec"]["predictor"]["canaryTrafficPercent"] == 10
+
+    # ... Standard mode has no such field: a canary InferenceService and a weighted HTTPRoute.
+    edit(root, SPEC, "  mode: Serverless", "  mode: Standard")
+    code, data = plan_json(shipyard, root, "-t", ENV)
+    actions = {k: c["action"] for k, c in pending(data).items()}
+    canary, route = "models/fraud/fraud-scorer-canary/InferenceService", "models/fraud/fraud-scorer-split/HTTPRoute"
+    assert actions == {SERVICE: "update", canary: "create", route: "create"}
+    _apply(shipyard, root)
+    assert "canaryTrafficPercent" not in api.objects[SERVED]["spec"]["predictor"]
+    weights = api.objects[("httproutes", "fraud", "fraud-scorer-split")]["spec"]["rules"][0]["backendRefs"]
+    assert [(b["name"], b["weight"]) for b in weights] == [
+        ("fraud-scorer-predictor", 90),
+        ("fraud-scorer-canary-predictor", 10),
+    ]
+    code, data = plan_json(shipyard, root, "-t", ENV)
+    assert pending(data) == {}
 
     # A deployment removed from the repo is deleted from the cluster; its alias stays in the registry.
     (root / SPEC).unlink()
     code, data = plan_json(shipyard, root, "-t", ENV)
-    assert {k: c["action"] for k, c in pending(data).items()} == {SERVICE: "delete"}
+    assert {k: c["action"] for k, c in pending(data).items()} == {SERVICE: "delete", canary: "delete", route: "delete"}
     _apply(shipyard, root)
     assert api.objects == {}
     assert alias_of(tracking) == 1
 
 
 def test_no_credentials_for_the_context_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
-    from shipyard.planes.models.kubernetes import InferenceServices
+    from shipyard.planes.models.kubernetes import Cluster
     from shipyard.sdk import TargetUnavailable
 
     (tmp_path / "kubeconfig").write_text(kubeconfig("http://127.0.0.1:9", "someone-elses-cluster"))
@@ -107,7 +134,7 @@ def test_no_credentials_for_the_context_is_a_clear_error(tmp_path: Path, monkeyp
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "")  # not inside a cluster either
 
     with pytest.raises(TargetUnavailable, match=f"no Kubernetes credentials for context shipyard-{ENV}"):
-        InferenceServices(f"shipyard-{ENV}")
+        Cluster(f"shipyard-{ENV}")
 
 
 def test_an_unreachable_tracking_server_is_a_clear_error_at_once(tmp_path: Path, shipyard) -> None:

@@ -1,4 +1,4 @@
-"""A Kubernetes API server on 127.0.0.1 answering the InferenceService calls the models plane makes.
+"""A Kubernetes API server on 127.0.0.1 answering the calls the models plane makes (InferenceServices, HTTPRoutes).
 
 In memory, for the adapter's tests. Like the real API server it:
 - wants a bearer token (401 without);
@@ -28,13 +28,14 @@ from servers.loopback import serving
 
 TOKEN = "shipyard-test-token"
 PATH = re.compile(
-    r"^/apis/serving\.kserve\.io/v1beta1(?:/namespaces/(?P<ns>[^/]+))?/inferenceservices(?:/(?P<name>[^/]+))?$"
+    r"^/apis/(?:serving\.kserve\.io/v1beta1|gateway\.networking\.k8s\.io/v1)(?:/namespaces/(?P<ns>[^/]+))?"
+    r"/(?P<plural>inferenceservices|httproutes)(?:/(?P<name>[^/]+))?$"
 )
 
 
 @dataclass
 class State:
-    objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)  # (plural, namespace, name)
     calls: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path with query, content type)
     versions: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -47,10 +48,9 @@ def _fields(value: Any) -> dict[str, Any]:
 
 
 def _defaulted(applied: dict[str, Any], state: State, previous: dict[str, Any] | None) -> dict[str, Any]:
-    """What the server stores: the applied fields, KServe's default, status and server-set metadata."""
+    """What the server stores: the applied fields, server-set metadata, and for an InferenceService
+    KServe's default and status."""
     stored = json.loads(json.dumps(applied))
-    model = stored["spec"]["predictor"].setdefault("model", {})
-    model.setdefault("runtime", f"kserve-{model.get('modelFormat', {}).get('name', 'custom')}server")
     meta = stored["metadata"]
     name, namespace = meta["name"], meta["namespace"]
     generation = (previous or {}).get("metadata", {}).get("generation", 0) + 1
@@ -64,6 +64,10 @@ def _defaulted(applied: dict[str, Any], state: State, previous: dict[str, Any] |
             {"manager": "kserve-webhook", "operation": "Update", "fieldsV1": {"f:spec": {"f:predictor": {}}}},
         ],
     }
+    if stored["kind"] != "InferenceService":
+        return stored
+    model = stored["spec"]["predictor"].setdefault("model", {})
+    model.setdefault("runtime", f"kserve-{model.get('modelFormat', {}).get('name', 'custom')}server")
     stored["status"] = {
         "url": f"http://{name}.{namespace}.svc.cluster.local",
         "conditions": [{"type": "Ready", "status": "True"}],
@@ -104,17 +108,18 @@ class _Handler(BaseHTTPRequestHandler):
         if found is None:
             self._status(404, f"the server could not find the requested resource ({url.path})")
             return
-        namespace, name = found["ns"], found["name"]
+        plural, namespace, name = found["plural"], found["ns"], found["name"]
         objects = self.state.objects
         if method == "GET" and name is None:
             wanted = dict(p.split("=", 1) for p in query.get("labelSelector", [""])[0].split(",") if p)
             items = [
                 o
-                for (ns, _), o in sorted(objects.items())
-                if (namespace is None or ns == namespace)
+                for (kind, ns, _), o in sorted(objects.items())
+                if kind == plural
+                and (namespace is None or ns == namespace)
                 and all(o["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())
             ]
-            listed = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceServiceList", "items": items}
+            listed = {"kind": "List", "items": items}
             self._answer(200, listed)
         elif method == "PATCH" and name is not None:
             if self.headers.get("Content-Type") != "application/apply-patch+yaml":
@@ -128,12 +133,12 @@ class _Handler(BaseHTTPRequestHandler):
             if (applied["metadata"]["namespace"], applied["metadata"]["name"]) != (namespace, name):
                 self._status(400, "the body's name and namespace do not match the path")
                 return
-            stored = _defaulted(applied, self.state, objects.get((namespace, name)))
-            objects[(namespace, name)] = stored
+            stored = _defaulted(applied, self.state, objects.get((plural, namespace, name)))
+            objects[(plural, namespace, name)] = stored
             self._answer(200, stored)
         elif method == "DELETE" and name is not None:
-            if objects.pop((namespace, name), None) is None:
-                self._status(404, f'inferenceservices.serving.kserve.io "{name}" not found')
+            if objects.pop((plural, namespace, name), None) is None:
+                self._status(404, f'{plural} "{name}" not found')
                 return
             self._answer(200, {"kind": "Status", "status": "Success"})
         else:

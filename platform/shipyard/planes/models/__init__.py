@@ -9,7 +9,10 @@
   of each Pipeline that registers the model). So changing a pipeline also plans the
   promotion its new run leads to, and both happen in one apply.
 - ``InferenceService``: the KServe v1beta1 manifest serving that version, checked
-  against the real CRD schema.
+  against the real CRD schema. A canary git declares for a cloud environment
+  (``serve.<env>.canary``) is rendered the way the mode supports it: Serverless sets
+  ``canaryTrafficPercent`` on it; Standard adds a canary InferenceService and an
+  ``HTTPRoute`` splitting traffic between the two.
 
 Applying a ModelAlias is a promotion: the gates are evaluated again against MLflow,
 the alias moves only if they all pass, and the move is recorded as tags on the version.
@@ -27,7 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from shipyard.planes.models import validation
 from shipyard.planes.models.gates import Candidate, GateFailure, evaluate
 from shipyard.planes.models.registry import REJECTED_TAG, ModelRegistry, moved_here_by_shipyard
-from shipyard.planes.models.render import Serving, inference_service
+from shipyard.planes.models.render import Serving, inference_service, standard_canary
 from shipyard.planes.models.serving import probe
 from shipyard.planes.models.serving.local import LocalServing, Release
 from shipyard.planes.models.spec import ModelDeploymentSpec
@@ -56,7 +59,7 @@ from shipyard.sdk.planes import local_state_dir
 from shipyard.sdk.store import ResourceStore
 
 if TYPE_CHECKING:
-    from shipyard.planes.models.kubernetes import InferenceServices
+    from shipyard.planes.models.kubernetes import Cluster
 
 PLANE = "models"
 MODEL_DEPLOYMENT = Kind(
@@ -89,12 +92,20 @@ class Decision:
     manifest: dict[str, Any]  # the InferenceService serving it
     trained_by: dict[str, str]  # pipeline key → digest of the pipeline that registers the model
     held_back: tuple[int, tuple[GateFailure, ...]] | None = None  # a newer version and the gates it failed
+    canary: tuple[dict[str, Any], ...] = ()  # Standard mode's canary InferenceService and HTTPRoute
+
+    @property
+    def manifests(self) -> tuple[dict[str, Any], ...]:
+        return (self.manifest, *self.canary)
 
 
 class ModelsPlane(Plane):
     name = PLANE
     order = 50
-    ignored_fields: ClassVar[Mapping[str, Sequence[FieldPath]]] = {"InferenceService": SERVER_SET_FIELDS}
+    ignored_fields: ClassVar[Mapping[str, Sequence[FieldPath]]] = {
+        "InferenceService": SERVER_SET_FIELDS,
+        "HTTPRoute": SERVER_SET_FIELDS,
+    }
 
     def __init__(self) -> None:
         self._decided: Readings[list[Decision]] = Readings(PLANE)
@@ -107,13 +118,16 @@ class ModelsPlane(Plane):
                 PLANE, "ModelAlias", key(spec.team, spec.name, "ModelAlias"), _alias_body(decision), spec.source
             )
             if decision.version is not None or not ctx.live:
-                served = key(spec.team, spec.name, "InferenceService")
-                yield Resource(PLANE, "InferenceService", served, decision.manifest, spec.source)
+                for manifest in decision.manifests:
+                    kind = manifest["kind"]
+                    yield Resource(
+                        PLANE, kind, key(spec.team, manifest["metadata"]["name"], kind), manifest, spec.source
+                    )
 
     def check(self, ctx: DesiredContext) -> Iterable[Diagnostic]:
         for decision in self._decide(ctx):
             spec = decision.spec
-            for path, message in validation.problems(decision.manifest):
+            for path, message in (found for m in decision.manifests for found in validation.problems(m)):
                 found = spec.diagnostic(
                     validation.spec_path(path),
                     got=f"the rendered InferenceService has {'.'.join(map(str, path)) or 'a problem'}: {message}",
@@ -153,7 +167,7 @@ class ModelsPlane(Plane):
                 if record.kind == "InferenceService" and LocalServing(target.state_dir, *_named(record.key)).serving()
             ]
         else:
-            records, observed = {}, [_observed_service(item) for item in _cluster(ctx.specs, target.name).list()]
+            records, observed = {}, [_observed(item) for item in _cluster(ctx.specs, target.name).list()]
         for decision in decisions:
             spec = decision.spec
             alias_key = key(str(spec.team), spec.name, "ModelAlias")
@@ -200,14 +214,14 @@ class ModelsPlane(Plane):
             _records(target).put(Resource(PLANE, "InferenceService", served, decision.manifest, change.desired.source))
 
     def _apply_remote(self, change: Change, target: Target) -> None:
-        """A cloud environment: server-side apply of the InferenceService; the alias moved through the gates."""
+        """A cloud environment: server-side apply of the manifests; the alias moved through the gates."""
         ctx, decisions = self._decided.of(target)
-        if change.kind == "InferenceService":
+        if change.kind != "ModelAlias":
             cluster = _cluster(ctx.specs, target.name)
             if change.action is Action.DELETE:
                 assert change.observed is not None
                 meta = change.observed.body["metadata"]
-                cluster.delete(meta["namespace"], meta["name"])
+                cluster.delete(change.kind, meta["namespace"], meta["name"])
             else:
                 assert change.desired is not None
                 cluster.apply(dict(change.desired.body))
@@ -227,22 +241,22 @@ def _named(resource_key: str) -> tuple[str, str]:
     return team, name
 
 
-def _cluster(specs: SpecSet, environment_name: str) -> InferenceServices:
-    from shipyard.planes.models.kubernetes import InferenceServices
+def _cluster(specs: SpecSet, environment_name: str) -> Cluster:
+    from shipyard.planes.models.kubernetes import Cluster
 
-    return InferenceServices(environment(specs, environment_name).kubernetes.context)
+    return Cluster(environment(specs, environment_name).kubernetes.context)
 
 
-def _observed_service(item: dict[str, Any]) -> Resource:
-    """A managed InferenceService as we applied it, with KServe's status (which the diff ignores)."""
+def _observed(item: dict[str, Any]) -> Resource:
+    """A managed object as we applied it; an InferenceService with KServe's status (which the diff ignores)."""
     from shipyard.planes.models.kubernetes import owned, status
 
-    meta = item["metadata"]
-    found = status(item)
-    body = owned(item) | {"status": {"ready": found.ready, "url": found.url, "traffic": dict(found.traffic)}}
-    return Resource(
-        PLANE, "InferenceService", key(meta["labels"]["shipyard.dev/team"], meta["name"], "InferenceService"), body
-    )
+    meta, kind = item["metadata"], item["kind"]
+    body = owned(item)
+    if kind == "InferenceService":
+        found = status(item)
+        body |= {"status": {"ready": found.ready, "url": found.url, "traffic": dict(found.traffic)}}
+    return Resource(PLANE, kind, key(meta["labels"]["shipyard.dev/team"], meta["name"], kind), body)
 
 
 def _promote_locally(registry: ModelRegistry, decision: Decision, serving: LocalServing) -> None:
@@ -373,14 +387,27 @@ def _decision(ctx: DesiredContext, spec: Spec, registry: ModelRegistry | None) -
     else:
         storage = registry.storage_uri(model, version)
     assert spec.team is not None
-    manifest = inference_service(
-        deployment, spec.name, spec.team, team_namespace(ctx.specs, spec.team), Serving(version, storage)
-    )
+    namespace = team_namespace(ctx.specs, spec.team)
+    serving = Serving(version, storage)
+    canary: tuple[dict[str, Any], ...] = ()
+    if serve.canary is None or deployment.canary is None:
+        manifest = inference_service(deployment, spec.name, spec.team, namespace, serving)
+    else:
+        # A canary declared in git (cloud environments): KServe splits the traffic, the mode decides how.
+        trial_storage = (
+            f"models:/{model}/{serve.canary}" if registry is None else registry.storage_uri(model, serve.canary)
+        )
+        trial, percent = Serving(serve.canary, trial_storage), deployment.canary.percent
+        if deployment.mode == "Serverless":
+            manifest = inference_service(deployment, spec.name, spec.team, namespace, trial, canary_percent=percent)
+        else:
+            manifest = inference_service(deployment, spec.name, spec.team, namespace, serving)
+            canary = tuple(standard_canary(deployment, spec.name, spec.team, namespace, trial, percent))
     # Which training the alias follows matters only where apply trains: the local target, against a
     # live registry. A plan from git alone shows the pipeline change itself; in cloud environments KFP
     # runs the pipelines on their own schedule.
     trained_by = _trainers(ctx, spec) if ctx.live and ctx.environment == "local" else {}
-    return Decision(spec, serve.alias, version, manifest, trained_by, held_back)
+    return Decision(spec, serve.alias, version, manifest, trained_by, held_back, canary)
 
 
 def _trainers(ctx: DesiredContext, spec: Spec) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The models plane's adapter to a cluster: KServe InferenceServices by server-side apply, and their status.
+"""The models plane's adapter to a cluster: InferenceServices (and canary routes) by server-side apply, and status.
 
 Server-side apply (``PATCH`` with ``application/apply-patch+yaml``, field manager
 ``shipyard``) lets the API server merge what we declare with what others own: KServe's
@@ -18,7 +18,11 @@ from typing import Any
 from shipyard.sdk.errors import TargetUnavailable, TransientError
 from shipyard.sdk.kubernetes import MANAGED_BY
 
-GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
+#: The kinds the models plane manages: (group, version, plural). HTTPRoute splits a Standard-mode canary.
+KINDS = {
+    "InferenceService": ("serving.kserve.io", "v1beta1", "inferenceservices"),
+    "HTTPRoute": ("gateway.networking.k8s.io", "v1", "httproutes"),
+}
 FIELD_MANAGER = "shipyard"
 
 
@@ -31,8 +35,8 @@ class ServingStatus:
     traffic: tuple[tuple[str, int], ...]  # (revision or tag, percent)
 
 
-class InferenceServices:
-    """Reads and server-side-applies the InferenceServices Shipyard manages in one cluster."""
+class Cluster:
+    """Reads and server-side-applies the objects of ``KINDS`` that Shipyard manages in one cluster."""
 
     def __init__(self, context: str | None = None) -> None:
         from kubernetes import client, config
@@ -53,19 +57,23 @@ class InferenceServices:
         self._errors = client.ApiException
 
     def list(self) -> list[dict[str, Any]]:
-        """Every managed InferenceService, in all namespaces."""
+        """Every managed object of every kind, in all namespaces."""
         selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
-        with self._calls():
-            found = self._objects.list_cluster_custom_object(GROUP, VERSION, PLURAL, label_selector=selector)
-        return list(found.get("items", []))
+        found = []
+        for kind, (group, version, plural) in KINDS.items():
+            with self._calls():
+                listed = self._objects.list_cluster_custom_object(group, version, plural, label_selector=selector)
+            # List items carry no kind of their own in every server's answer; set it from what was asked.
+            found += [item | {"kind": kind} for item in listed.get("items", [])]
+        return found
 
     def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply ``manifest``; we own every field in it, taking over conflicting ones."""
+        group, version, plural = KINDS[manifest["kind"]]
         meta = manifest["metadata"]
-        path = f"/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/{PLURAL}/{{name}}"
         with self._calls():
             applied = self._api.call_api(
-                path,
+                f"/apis/{group}/{version}/namespaces/{{namespace}}/{plural}/{{name}}",
                 "PATCH",
                 {"namespace": meta["namespace"], "name": meta["name"]},
                 [("fieldManager", FIELD_MANAGER), ("force", "true")],
@@ -77,10 +85,11 @@ class InferenceServices:
             )
         return dict(applied)
 
-    def delete(self, namespace: str, name: str) -> None:
+    def delete(self, kind: str, namespace: str, name: str) -> None:
+        group, version, plural = KINDS[kind]
         with self._calls():
             try:
-                self._objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+                self._objects.delete_namespaced_custom_object(group, version, namespace, plural, name)
             except self._errors as error:
                 if error.status != 404:  # already gone is what we wanted
                     raise
@@ -99,8 +108,9 @@ class InferenceServices:
                 raise TransientError(message) from error
             hint = {
                 401: "the credentials in $KUBECONFIG are not accepted",
-                403: "the identity applying needs get/list/patch/delete on inferenceservices.serving.kserve.io",
-                404: "is KServe installed? The InferenceService CRD was not found",
+                403: "the identity applying needs get/list/patch/delete on inferenceservices.serving.kserve.io "
+                "(and httproutes.gateway.networking.k8s.io for Standard-mode canaries)",
+                404: "is KServe installed (and the Gateway API, for Standard-mode canaries)? A CRD was not found",
                 422: "the cluster's InferenceService CRD refused the manifest; is KServe older than 0.21?",
             }.get(status, "")
             raise TargetUnavailable(message, hint=hint) from error

@@ -93,6 +93,21 @@ class Serve(SpecModel):
         "(a pull request changes it); without it, the newest version that passes the gates is promoted",
     )
 
+    canary: int | None = Field(
+        default=None,
+        ge=1,
+        description="A version tried beside 'version' on spec.canary.percent of traffic (cloud environments: "
+        "KServe splits it; a later pull request promotes it to 'version' or removes it)",
+    )
+
+    @model_validator(mode="after")
+    def _canary_beside_a_version(self) -> Serve:
+        if self.canary is not None and self.version is None:
+            raise ValueError("canary needs version: the version that keeps the rest of the traffic")
+        if self.canary is not None and self.canary == self.version:
+            raise ValueError(f"canary and version are both {self.canary}; a canary is a different version")
+        return self
+
     @field_validator("alias")
     @classmethod
     def _named(cls, value: str) -> str:
@@ -135,4 +150,9 @@ class ModelDeploymentSpec(SpecModel):
             raise ValueError(f"replicas.min ({self.replicas.min}) is more than replicas.max ({self.replicas.max})")
         if self.replicas.min == 0 and self.mode != "Serverless":
             raise ValueError("replicas.min 0 (scale to zero) needs mode Serverless")
+        for environment, serve in self.serve.items():
+            if serve.canary is not None and self.canary is None:
+                raise ValueError(f"serve.{environment}.canary needs spec.canary (its percent and limits)")
+            if serve.canary is not None and environment == "local":
+                raise ValueError("serve.local.canary: the local target runs a canary itself when a version is promoted")
         return self
