@@ -18,6 +18,8 @@ REPO = Path(__file__).resolve().parents[2]
 SHIPYARD = str(Path(sys.executable).parent / "shipyard")
 sys.path.insert(0, str(REPO / "tests"))
 from conftest import commit, example_repo, git, team_yaml  # noqa: E402
+from shipyard.planes.models.serving.local import deployments  # noqa: E402
+from shipyard.sdk.planes import local_state_dir  # noqa: E402
 
 VIEW = """
 {name}_source = FileSource(name="{name}", path=f"{{OFFLINE}}/{name}.parquet", timestamp_field="event_timestamp")
@@ -83,16 +85,20 @@ def synthetic_repo(folder: Path, teams: int, views: int, pipelines: int) -> Path
 def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         root = example_repo(Path(scratch))
-        steps = {
-            "seed (synthetic data)": timed(root, "seed"),
-            "compile (pipelines, in the worker)": timed(root, "compile"),
-            "plan, first (features + GX sample + compile)": timed(root, "plan", "--target", "local"),
-            "apply (Feast apply, GX gate, materialize, KFP local run, MLflow)": timed(
-                root, "apply", "--target", "local"
-            ),
-            "plan, nothing to do": timed(root, "plan", "--target", "local"),
-            "apply, nothing to do": timed(root, "apply", "--target", "local"),
-        }
+        try:
+            steps = {
+                "seed (synthetic data)": timed(root, "seed"),
+                "compile (pipelines, in the worker)": timed(root, "compile"),
+                "plan, first (features + GX sample + compile)": timed(root, "plan", "--target", "local"),
+                "apply (Feast apply, GX gate, materialize, KFP local run, MLflow, promote, serve)": timed(
+                    root, "apply", "--target", "local"
+                ),
+                "plan, nothing to do": timed(root, "plan", "--target", "local"),
+                "apply, nothing to do": timed(root, "apply", "--target", "local"),
+            }
+        finally:
+            for served in deployments(local_state_dir(root)):  # the model servers apply started
+                served.stop()
         print("| example team `fraud`: step | wall time |\n|---|---|")
         for step, seconds in steps.items():
             print(f"| {step} | {seconds:.1f} s |")
