@@ -181,3 +181,12 @@ def test_installed_console_script_runs(repo: Path) -> None:
 
 def test_the_repository_itself_validates(shipyard: Run) -> None:
     assert shipyard("validate", repo=REPO_ROOT).code == 0
+
+
+def test_down_purge_removes_the_local_state(shipyard: Run, repo: Path) -> None:
+    assert shipyard("apply", repo=repo).code == 0
+    assert (repo / ".shipyard/local").is_dir()
+    result = shipyard("down", "--purge", repo=repo)
+    assert result.code == 0
+    assert "removed .shipyard/" in result.out
+    assert not (repo / ".shipyard").exists()

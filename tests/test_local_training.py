@@ -21,6 +21,7 @@ from conftest import example_repo
 from servers.mlflow_server import mlflow_server as mlflow_server_at
 from shipyard.cli import main
 from shipyard.planes.models.serving.local import LocalServing, deployments
+from shipyard.sdk import processes
 from shipyard.sdk.planes import local_state_dir
 
 
@@ -38,8 +39,7 @@ def applied(tmp_path_factory: pytest.TempPathFactory, mlflow_server: str) -> Ite
         assert main(["--repo", str(root), "seed"]) == 0
         assert main(["--repo", str(root), "apply", "--target", "local"]) == 0
         yield root
-    for served in deployments(local_state_dir(root)):
-        served.stop()
+    main(["--repo", str(root), "down"])  # also after a failed test: no server outlives the module
 
 
 def _versions(url: str) -> list[dict]:
@@ -285,6 +285,7 @@ def test_a_killed_model_server_is_planned_and_started_again(applied: Path, mlflo
     running = served.serving()
     assert running is not None
     os.kill(running.process.pid, signal.SIGKILL)
+    assert main(["--repo", str(applied), "status"]) == 1  # it shows as exited
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
         assert main(["--repo", str(applied), "plan", "--target", "local", "--detailed-exitcode"]) == 2
@@ -340,3 +341,35 @@ def test_the_training_gate_stops_the_pipeline_on_bad_data(tmp_path: Path) -> Non
     ]
     with pytest.raises(RuntimeError, match=r"expect_column_values_to_be_between on 'amount': 25 of \d+ rows"):
         module.check_data.python_func(data_checks=json.dumps(checks))
+
+
+def test_status_lists_what_runs_and_down_stops_exactly_that(applied: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = local_state_dir(applied)
+    ours = processes.table(state)
+    serving = _served(applied).serving()
+    assert serving is not None
+    assert sorted(p.name for p in ours) == [
+        f"model server fraud/fraud-scorer v{serving.version}",
+        "router fraud/fraud-scorer",
+    ]
+    capsys.readouterr()
+    assert main(["--repo", str(applied), "status"]) == 0
+    listed = capsys.readouterr().out
+    assert "router fraud/fraud-scorer" in listed
+    assert listed.count("healthy") == 2
+
+    # A record whose PID now belongs to another process (its start time differs) is never signalled.
+    stranger = subprocess.Popen(["sleep", "60"])
+    record = state / processes.TABLE / f"{stranger.pid}.json"
+    record.write_text(json.dumps(processes.Process(stranger.pid, 1.0, 1, "", str(record), "not ours").to_dict()))
+    try:
+        assert main(["--repo", str(applied), "down"]) == 0
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()
+    assert not any(processes.alive(p) for p in ours)
+    assert processes.table(state) == []
+    capsys.readouterr()
+    assert main(["--repo", str(applied), "status"]) == 0
+    assert "Nothing runs locally" in capsys.readouterr().out

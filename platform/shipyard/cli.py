@@ -6,6 +6,7 @@ Exit codes: 0 ok · 1 user error · 2 changes present (plan --detailed-exitcode)
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -427,6 +428,61 @@ def rollback(session: Session, deployment: str, alias: str | None, env: str, rea
     left, back = run_rollback(registry, spec, alias, why=reason)
     model = spec.spec.registered_model
     click.echo(f"{model}@{alias} → version {back} (version {left} rejected). Run `shipyard apply` to serve it.")
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", help=FORMAT_HELP)
+@click.pass_obj
+def status(session: Session, fmt: str) -> None:
+    """List the local platform's processes: what each is, PID, URL, and whether it is up and healthy.
+
+    Exits 1 when one of them has stopped or does not answer its health check.
+    """
+    from shipyard.sdk import processes
+    from shipyard.sdk.planes import local_state_dir
+
+    rows = []
+    for process in processes.table(local_state_dir(session.root)):
+        up = processes.alive(process)
+        rows.append((process, up, up and processes.healthy(process)))
+    if fmt == "json":
+        found = [p.to_dict() | {"url": p.url, "alive": up, "healthy": ok} for p, up, ok in rows]
+        click.echo(json.dumps({"processes": found}, indent=2))
+    elif not rows:
+        click.echo("Nothing runs locally. `shipyard apply` starts what the repo serves.")
+    else:
+        from rich.table import Table
+
+        shown = Table("process", "pid", "url", "state", box=None, pad_edge=False)
+        for process, up, ok in rows:
+            state = "healthy" if ok else "not answering" if up else "exited"
+            shown.add_row(process.name, str(process.pid), process.url, state)
+        _console().print(shown)
+    if any(not ok for _, _, ok in rows):
+        raise click.exceptions.Exit(EXIT_USER)
+
+
+@cli.command()
+@click.option("--purge", is_flag=True, help="Also delete .shipyard/ (local state, MLflow data, logs, plans).")
+@click.pass_obj
+def down(session: Session, purge: bool) -> None:
+    """Stop every process the local platform started, and nothing else.
+
+    Each is stopped only if its PID still belongs to the process Shipyard started (PID and
+    start time match): SIGTERM, then SIGKILL after 10 s.
+    """
+    import shutil
+
+    from shipyard.sdk import processes
+    from shipyard.sdk.planes import STATE_DIR, local_state_dir
+
+    for process in processes.table(local_state_dir(session.root)):
+        was_up = processes.alive(process)
+        processes.stop(process)
+        click.echo(f"{'stopped' if was_up else 'forgot (already gone)'}: {process.name} (pid {process.pid})")
+    if purge:
+        shutil.rmtree(session.root / STATE_DIR, ignore_errors=True)
+        click.echo(f"removed {STATE_DIR}/")
 
 
 @cli.command()

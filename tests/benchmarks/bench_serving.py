@@ -144,15 +144,16 @@ def main() -> None:
         results["model.predict in process (floor)"] = measure(lambda: pyfunc.predict(row))
         results["sklearn predict in process"] = measure(lambda: estimator.predict(row.to_numpy()))
 
-        sock = processes.listen()
         bare = processes.spawn(
             "bench_serving",
             ["--bare", str(work / "estimator.pkl")],
-            work / "bare.log",
-            sock,
+            processes.listen(),
+            state_dir=work,
+            name="kserve bare model server",
+            health="/v2/models/scorer/ready",
             env={"PYTHONPATH": str(Path(__file__).parent)},
         )
-        processes.wait_ready(bare, "/v2/models/scorer/ready")
+        processes.wait_ready(bare, bare.health)
         for label, base, path in (
             ("KServe bare ModelServer", bare.url, "/v1/models/scorer:predict"),
             ("Shipyard model server, direct", running.process.url, "/v1/models/fraud-scorer:predict"),

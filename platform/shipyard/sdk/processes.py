@@ -9,6 +9,7 @@ the port is known before the child starts and no other process can take it betwe
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -29,12 +30,19 @@ LOOPBACK = "127.0.0.1"
 
 @dataclass(frozen=True)
 class Process:
-    """A process we started: its PID, when it started (the PID's owner check), its port and log."""
+    """A process we started: its PID, when it started (the PID's owner check), its port and log.
+
+    ``record`` is its entry in the process table (``TABLE``) of the state folder it belongs
+    to: ``shipyard status`` and ``shipyard down`` read that table.
+    """
 
     pid: int
     started: float
     port: int
     log: str
+    record: str = ""
+    name: str = ""
+    health: str = "/"
 
     @property
     def url(self) -> str:
@@ -45,7 +53,18 @@ class Process:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Process:
-        return cls(int(data["pid"]), float(data["started"]), int(data["port"]), str(data["log"]))
+        known = {f: data[f] for f in ("record", "name", "health") if f in data}
+        return cls(int(data["pid"]), float(data["started"]), int(data["port"]), str(data["log"]), **known)
+
+
+TABLE = "processes"  # <state folder>/processes/<pid>.json: every process started for that target
+
+
+def table(state_dir: Path) -> list[Process]:
+    """The processes started for a target's state folder, oldest first."""
+    folder = state_dir / TABLE
+    found = [Process.from_dict(json.loads(p.read_text(encoding="utf-8"))) for p in folder.glob("*.json")]
+    return sorted(found, key=lambda p: p.started)
 
 
 def listen(port: int = 0) -> socket.socket:
@@ -66,10 +85,23 @@ def listen(port: int = 0) -> socket.socket:
 
 
 def spawn(
-    module: str, args: Sequence[str], log: Path, sock: socket.socket, env: Mapping[str, str] | None = None
+    module: str,
+    args: Sequence[str],
+    sock: socket.socket,
+    *,
+    state_dir: Path,
+    name: str,
+    health: str,
+    env: Mapping[str, str] | None = None,
 ) -> Process:
-    """Start ``python -m module args --fd N`` in its own session, serving on ``sock``; it outlives us."""
+    """Start ``python -m module args --fd N`` in its own session, serving on ``sock``; it outlives us.
+
+    It is entered in ``state_dir``'s process table (its log goes to ``state_dir/logs/``), so
+    ``shipyard down`` can stop it even when whoever started it is gone.
+    """
     import psutil
+
+    log = state_dir / "logs" / f"{name.replace('/', '.').replace(' ', '.')}.{sock.getsockname()[1]}.log"
 
     log.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", module, *args, "--fd", str(sock.fileno())]
@@ -85,7 +117,11 @@ def spawn(
         )
     port = sock.getsockname()[1]
     sock.close()  # the child holds its own copy
-    return Process(child.pid, psutil.Process(child.pid).create_time(), port, str(log))
+    record = state_dir / TABLE / f"{child.pid}.json"
+    started = Process(child.pid, psutil.Process(child.pid).create_time(), port, str(log), str(record), name, health)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(started.to_dict(), indent=2), encoding="utf-8")
+    return started
 
 
 def alive(process: Process) -> bool:
@@ -102,15 +138,25 @@ def alive(process: Process) -> bool:
 
 def stop(process: Process, grace_s: float = 10.0) -> None:
     """SIGTERM (a graceful shutdown), then SIGKILL after ``grace_s``; only if the process is ours."""
-    if not alive(process):
-        return
-    os.kill(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while alive(process):
-        if time.monotonic() > deadline:
-            os.kill(process.pid, signal.SIGKILL)
-        _reap(process.pid)
-        time.sleep(0.05)
+    if alive(process):
+        os.kill(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while alive(process):
+            if time.monotonic() > deadline:
+                os.kill(process.pid, signal.SIGKILL)
+            _reap(process.pid)
+            time.sleep(0.05)
+    if process.record:
+        Path(process.record).unlink(missing_ok=True)
+
+
+def healthy(process: Process) -> bool:
+    """Whether the process answers 200 on its health path."""
+    try:
+        with urllib.request.urlopen(process.url + process.health, timeout=2) as answer:  # noqa: S310 (loopback only)
+            return bool(answer.status == 200)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
 
 
 def wait_ready(process: Process, path: str, timeout_s: float = 120.0) -> None:

@@ -73,8 +73,8 @@ class LocalServing:
     def __init__(self, state_dir: Path, team: str, name: str) -> None:
         self.folder = state_dir / "models" / "serving"
         self.file = self.folder / f"{team}.{name}.json"
-        self.logs = state_dir / "logs"
-        self.label = f"{team}.{name}"
+        self.state_dir = state_dir
+        self.label = f"{team}/{name}"
         self.name = name
         state = json.loads(self.file.read_text(encoding="utf-8")) if self.file.is_file() else {}
         self.router: Process | None = Process.from_dict(state["router"]) if state.get("router") else None
@@ -130,12 +130,13 @@ class LocalServing:
     # -- steps --------------------------------------------------------------------------------------
 
     def _start(self, release: Release) -> ModelServer:
-        sock = processes.listen()
         process = processes.spawn(
             SERVER,
             ["--name", self.name, "--model-uri", f"models:/{release.model}/{release.version}"],
-            self.logs / f"{self.label}.v{release.version}.{sock.getsockname()[1]}.log",
-            sock,
+            processes.listen(),
+            state_dir=self.state_dir,
+            name=f"model server {self.label} v{release.version}",
+            health=f"/v2/models/{self.name}/ready",
             env={
                 "MLFLOW_TRACKING_URI": release.tracking_uri,
                 # One thread per server unless told otherwise: several servers share a laptop's cores,
@@ -147,7 +148,7 @@ class LocalServing:
         self.servers.append(server)
         self._save()  # remembered before waiting: a failed start is still stopped by `down`
         try:
-            processes.wait_ready(process, f"/v2/models/{self.name}/ready")
+            processes.wait_ready(process, process.health)
         except Exception:
             processes.stop(process)
             self.servers.remove(server)
@@ -183,11 +184,20 @@ class LocalServing:
         if self.router is not None and processes.alive(self.router):
             return
         # Restarted on the port it had, so the deployment's URL does not change.
-        port = self.router.port if self.router is not None else 0
-        sock = processes.listen(port)
-        self.router = processes.spawn(ROUTER, [], self.logs / f"{self.label}.router.log", sock)
+        port = 0
+        if self.router is not None:
+            processes.stop(self.router)  # gone already: this forgets its entry in the process table
+            port = self.router.port
+        self.router = processes.spawn(
+            ROUTER,
+            [],
+            processes.listen(port),
+            state_dir=self.state_dir,
+            name=f"router {self.label}",
+            health="/-/healthz",
+        )
         self._save()
-        processes.wait_ready(self.router, "/-/healthz", timeout_s=30)
+        processes.wait_ready(self.router, self.router.health, timeout_s=30)
 
     def _save(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
