@@ -138,14 +138,15 @@ def alive(process: Process) -> bool:
 
 def stop(process: Process, grace_s: float = 10.0) -> None:
     """SIGTERM (a graceful shutdown), then SIGKILL after ``grace_s``; only if the process is ours."""
+    deadline = time.monotonic() + grace_s
     if alive(process):
-        os.kill(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while alive(process):
-            if time.monotonic() > deadline:
-                os.kill(process.pid, signal.SIGKILL)
-            _reap(process.pid)
-            time.sleep(0.05)
+        # Once: a second SIGTERM makes uvicorn give up its graceful drain.
+        _signal(process.pid, signal.SIGTERM)
+    while alive(process):
+        if time.monotonic() > deadline:
+            _signal(process.pid, signal.SIGKILL)
+        _reap(process.pid)
+        time.sleep(0.05)
     if process.record:
         Path(process.record).unlink(missing_ok=True)
 
@@ -180,6 +181,11 @@ def tail(log: str, lines: int = 15) -> str:
         return "\n".join(Path(log).read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def _signal(pid: int, sent: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it may exit between the check and the signal
+        os.kill(pid, sent)
 
 
 def _reap(pid: int) -> None:
