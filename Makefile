@@ -16,11 +16,8 @@ export DO_NOT_TRACK := true
 
 .PHONY: up test lint typecheck pytest bench install clean
 
-up: install ## validate, plan and apply against the local target
-	$(RUN) shipyard validate
-	$(RUN) shipyard seed
-	$(RUN) shipyard plan --target local
-	$(RUN) shipyard apply --target local
+up: install ## the whole platform locally: MLflow, features, training, promotion, serving (shipyard up)
+	$(RUN) shipyard up
 
 test: install lint typecheck pytest ## every check CI runs
 

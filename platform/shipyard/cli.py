@@ -431,8 +431,40 @@ def rollback(session: Session, deployment: str, alias: str | None, env: str, rea
 
 
 @cli.command()
+@click.pass_context
+def up(ctx: click.Context) -> None:
+    """Bring the whole platform up on this machine, through the same plan and apply as the cloud.
+
+    Starts the local services (the MLflow tracking server and UI) or finds them running,
+    validates the repo, writes synthetic data for teams that have none, then plans and
+    applies every plane to the local target: Feast, the data checks, training pipelines,
+    promotion through the gates, model servers. Run it again at any time: it does only
+    what changed, and restarts a service or model server that stopped.
+    """
+    import os
+
+    from shipyard.engine.local import start_services
+
+    session: Session = ctx.obj
+    console = _console()
+    ctx.invoke(validate, fmt="text")
+    with console.status("starting local services") as progress:
+        running = start_services(
+            session.registry, session.root, lambda s: progress.update(f"starting {s.name}: {s.description}")
+        )
+    for service in running:
+        os.environ.update(service.service.exports(service.process.url))  # how the planes find it
+        verb = "started" if service.started_now else "running"
+        click.echo(f"{service.service.name}: {verb} at {service.process.url}")
+    ctx.invoke(seed, teams=(), seed_value=7, corrupt=None, force=False)
+    ctx.invoke(apply, target="local", plan_file=None, yes=False, planes=())
+    click.echo("")
+    ctx.invoke(status, fmt="text")
+
+
+@cli.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", help=FORMAT_HELP)
-@click.pass_obj
+@pass_session
 def status(session: Session, fmt: str) -> None:
     """List the local platform's processes: what each is, PID, URL, and whether it is up and healthy.
 
@@ -464,7 +496,7 @@ def status(session: Session, fmt: str) -> None:
 
 @cli.command()
 @click.option("--purge", is_flag=True, help="Also delete .shipyard/ (local state, MLflow data, logs, plans).")
-@click.pass_obj
+@pass_session
 def down(session: Session, purge: bool) -> None:
     """Stop every process the local platform started, and nothing else.
 

@@ -68,7 +68,8 @@ def apply(
             raise PolicyViolation(blocking(fresh.findings))
         plan = reviewed or fresh.plan
         journal = Journal(target.state_dir / "journal.jsonl", owner)
-        finished = journal.done(plan.hash)
+        # A reviewed plan applied again after it completed is a no-op; a fresh plan is due in full.
+        finished = journal.done(plan.hash, unfinished_run=reviewed is None)
         _refuse_if_stale(plan, fresh.plan, finished)
         report = ApplyReport(plan)
         for change in plan.pending:

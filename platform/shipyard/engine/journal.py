@@ -28,8 +28,13 @@ class Journal:
             handle.flush()
             os.fsync(handle.fileno())
 
-    def done(self, plan_hash: str) -> set[str]:
-        """Keys whose change in this plan finished (before a crash, for instance)."""
+    def done(self, plan_hash: str, *, unfinished_run: bool = False) -> set[str]:
+        """Keys whose change in this plan finished (before a crash, for instance).
+
+        With ``unfinished_run``, only those of a run of the plan that did not complete: a
+        plan met again after it completed means the target went back (a stopped model
+        server, say), and its changes are due again.
+        """
         finished: set[str] = set()
         if not self.path.exists():
             return finished
@@ -38,6 +43,10 @@ class Journal:
                 entry = json.loads(line)
             except ValueError:
                 continue  # a line torn by a crash mid-write
-            if entry.get("plan") == plan_hash and entry.get("event") == "done":
+            if entry.get("plan") != plan_hash:
+                continue
+            if entry.get("event") == "done":
                 finished.add(entry["key"])
+            elif entry.get("event") == "complete" and unfinished_run:
+                finished.clear()
         return finished

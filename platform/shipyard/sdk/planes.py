@@ -159,14 +159,21 @@ class Policy:
     needs_resources: bool = False
 
 
+def _nothing(url: str) -> Mapping[str, str]:
+    return {}
+
+
 @dataclass(frozen=True)
 class LocalService:
-    """A process the local platform runs (``shipyard up``), bound to 127.0.0.1.
+    """A process the local platform runs (``shipyard up``) before it applies, bound to 127.0.0.1.
 
-    ``command`` gets the port chosen for it and the state folder, and returns argv.
+    ``command`` gets the port chosen for it and the state folder, and returns argv;
+    ``exports`` gets its URL and returns the environment variables through which
+    the planes find it (``{"MLFLOW_TRACKING_URI": url}``).
     """
 
     name: str
     description: str
     command: Callable[[int, Path], Sequence[str]]
     health_path: str = "/"
+    exports: Callable[[str], Mapping[str, str]] = _nothing

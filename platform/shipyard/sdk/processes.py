@@ -94,34 +94,55 @@ def spawn(
     health: str,
     env: Mapping[str, str] | None = None,
 ) -> Process:
-    """Start ``python -m module args --fd N`` in its own session, serving on ``sock``; it outlives us.
+    """Start ``python -m module args --fd N`` serving on ``sock``, which it inherits; see ``start``."""
+    argv = [sys.executable, "-m", module, *args, "--fd", str(sock.fileno())]
+    port = sock.getsockname()[1]
+    try:
+        return start(argv, port, state_dir=state_dir, name=name, health=health, env=env, keep=(sock.fileno(),))
+    finally:
+        sock.close()  # the child holds its own copy
+
+
+def start(
+    argv: Sequence[str],
+    port: int,
+    *,
+    state_dir: Path,
+    name: str,
+    health: str,
+    env: Mapping[str, str] | None = None,
+    keep: Sequence[int] = (),
+) -> Process:
+    """Start ``argv`` (listening on ``port``) in its own session: it outlives us, and Ctrl-C does not reach it.
 
     It is entered in ``state_dir``'s process table (its log goes to ``state_dir/logs/``), so
     ``shipyard down`` can stop it even when whoever started it is gone.
     """
     import psutil
 
-    log = state_dir / "logs" / f"{name.replace('/', '.').replace(' ', '.')}.{sock.getsockname()[1]}.log"
-
+    log = state_dir / "logs" / f"{name.replace('/', '.').replace(' ', '.')}.{port}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", module, *args, "--fd", str(sock.fileno())]
     with open(log, "ab") as output:
         child = subprocess.Popen(
-            argv,
+            list(argv),
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
-            pass_fds=(sock.fileno(),),
-            start_new_session=True,  # Ctrl-C in our terminal does not reach it; `down` stops it
+            pass_fds=tuple(keep),
+            start_new_session=True,
             env=os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONUNBUFFERED": "1"} | dict(env or {}),
         )
-    port = sock.getsockname()[1]
-    sock.close()  # the child holds its own copy
     record = state_dir / TABLE / f"{child.pid}.json"
     started = Process(child.pid, psutil.Process(child.pid).create_time(), port, str(log), str(record), name, health)
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps(started.to_dict(), indent=2), encoding="utf-8")
     return started
+
+
+def free_port(port: int = 0) -> int:
+    """``port`` if it is free on 127.0.0.1 (any free one for 0); a clear error if it is taken."""
+    with listen(port) as sock:
+        return int(sock.getsockname()[1])
 
 
 def alive(process: Process) -> bool:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -43,6 +44,7 @@ from shipyard.sdk import (
     Diagnostic,
     FieldPath,
     Kind,
+    LocalService,
     Plane,
     Readings,
     Resource,
@@ -472,3 +474,38 @@ def shipyard_kinds() -> list[Kind]:
 @hookimpl
 def shipyard_planes() -> list[Plane]:
     return [ModelsPlane()]
+
+
+def _mlflow_server(port: int, state: Path) -> list[str]:
+    """The tracking server over the local target's own SQLite registry: runs, models and the UI."""
+    folder = state / "mlflow"
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{folder / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(folder / "artifacts"),
+        "--workers",
+        "1",
+    ]
+
+
+@hookimpl
+def shipyard_local_services() -> list[LocalService]:
+    return [
+        LocalService(
+            "mlflow",
+            "MLflow tracking server and UI over .shipyard/local/mlflow (SQLite, local artifacts)",
+            _mlflow_server,
+            health_path="/health",
+            exports=lambda url: {"MLFLOW_TRACKING_URI": url},
+        )
+    ]

@@ -37,6 +37,7 @@ class RegisteredModel(kserve.Model):  # type: ignore[misc]  # kserve ships no ty
         super().__init__(name)
         self.model_uri = model_uri
         self.columns: list[str] | None = None
+        self.floats: dict[str, Any] = {}
 
     def load(self) -> bool:
         import mlflow.pyfunc
@@ -44,6 +45,12 @@ class RegisteredModel(kserve.Model):  # type: ignore[misc]  # kserve ships no ty
         self.model = mlflow.pyfunc.load_model(self.model_uri)
         schema = self.model.metadata.get_input_schema()
         self.columns = schema.input_names() if schema is not None and schema.has_input_names() else None
+        # Floating-point columns by the signature: JSON says 14 where the model wants 14.0.
+        self.floats = {
+            name: kind.to_numpy()
+            for name, kind in zip(self.columns or [], schema.input_types() if self.columns else [], strict=True)
+            if hasattr(kind, "to_numpy") and kind.to_numpy().kind == "f"
+        }
         self.ready = True
         return True
 
@@ -66,6 +73,11 @@ class RegisteredModel(kserve.Model):  # type: ignore[misc]  # kserve ships no ty
 
     def _predict(self, frame: pd.DataFrame) -> np.ndarray:
         from mlflow.exceptions import MlflowException
+
+        # Integers where the signature has floats are widened, as MLflow's own scoring server does
+        # when it parses JSON; its schema check refuses int64 → float64 otherwise.
+        widened = {c: t for c, t in self.floats.items() if c in frame and frame[c].dtype.kind in "iub"}
+        frame = frame.astype(widened) if widened else frame
 
         try:
             return np.asarray(self.model.predict(frame), dtype=np.float64)

@@ -1,0 +1,53 @@
+"""The local platform's long-running services (``shipyard up``): started once, found again, restarted if gone."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from shipyard.engine.registry import Registry
+from shipyard.sdk import processes
+from shipyard.sdk.planes import LocalService, local_state_dir
+from shipyard.sdk.processes import Process
+
+
+@dataclass(frozen=True)
+class Running:
+    service: LocalService
+    process: Process
+    started_now: bool
+
+
+def start_services(
+    registry: Registry, root: Path, on_start: Callable[[LocalService], None] = lambda service: None
+) -> list[Running]:
+    """Every plugin's local service, running and healthy: the one already up is kept, one that died restarts.
+
+    A service keeps its port across restarts (two checkouts each remember their own), so its
+    URL in a browser tab or an environment variable stays right.
+    """
+    state = local_state_dir(root)
+    known = {p.name: p for p in processes.table(state)}
+    ports_file = state / "ports.json"  # outlives `down`: the MLflow UI keeps its URL
+    ports: dict[str, int] = json.loads(ports_file.read_text(encoding="utf-8")) if ports_file.is_file() else {}
+    running = []
+    for service in registry.services:
+        found = known.get(service.name)
+        if found is not None and processes.alive(found) and processes.healthy(found):
+            running.append(Running(service, found, started_now=False))
+            continue
+        on_start(service)
+        if found is not None:
+            processes.stop(found)  # gone or not answering: replaced, on the port it had
+        port = processes.free_port(ports.get(service.name, 0))
+        ports[service.name] = port
+        ports_file.parent.mkdir(parents=True, exist_ok=True)
+        ports_file.write_text(json.dumps(ports, indent=2), encoding="utf-8")
+        process = processes.start(
+            service.command(port, state), port, state_dir=state, name=service.name, health=service.health_path
+        )
+        processes.wait_ready(process, service.health_path)
+        running.append(Running(service, process, started_now=True))
+    return running
