@@ -91,6 +91,16 @@ def test_apply_then_nothing_left_and_a_second_apply_does_nothing(reg: Registry, 
     assert len(buckets.calls) == calls
 
 
+def test_the_same_drift_twice_is_applied_twice(reg: Registry, repo: Path, buckets: Buckets) -> None:
+    """A fresh plan whose hash an earlier, completed apply had (a server that stopped again) is due in full."""
+    apply(reg, repo, LOCAL)
+    store = ResourceStore(repo / ".shipyard/local/buckets")
+    for _ in range(2):
+        store.delete("buckets/fraud/models")  # someone removes it behind our back
+        assert apply(reg, repo, LOCAL).applied == ["buckets/fraud/models"]
+    assert not planner.plan(reg, repo, LOCAL).plan.has_changes
+
+
 def test_a_crashed_apply_resumes_to_the_same_end_state_without_repeats(
     reg: Registry, repo: Path, buckets: Buckets
 ) -> None:
