@@ -475,19 +475,19 @@ def status(session: Session, fmt: str) -> None:
 
     rows = []
     for process in processes.table(local_state_dir(session.root)):
-        up = processes.alive(process)
-        rows.append((process, up, up and processes.healthy(process)))
+        running = processes.alive(process)
+        rows.append((process, running, running and processes.healthy(process)))
     if fmt == "json":
-        found = [p.to_dict() | {"url": p.url, "alive": up, "healthy": ok} for p, up, ok in rows]
+        found = [p.to_dict() | {"url": p.url, "alive": running, "healthy": ok} for p, running, ok in rows]
         click.echo(json.dumps({"processes": found}, indent=2))
     elif not rows:
-        click.echo("Nothing runs locally. `shipyard apply` starts what the repo serves.")
+        click.echo("Nothing runs locally. `shipyard up` brings the platform up.")
     else:
         from rich.table import Table
 
         shown = Table("process", "pid", "url", "state", box=None, pad_edge=False)
-        for process, up, ok in rows:
-            state = "healthy" if ok else "not answering" if up else "exited"
+        for process, running, ok in rows:
+            state = "healthy" if ok else "not answering" if running else "exited"
             shown.add_row(process.name, str(process.pid), process.url, state)
         _console().print(shown)
     if any(not ok for _, _, ok in rows):

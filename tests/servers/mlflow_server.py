@@ -1,16 +1,18 @@
-"""A real MLflow tracking server on 127.0.0.1 (SQLite backend, artifacts proxied from a local folder)."""
+"""A real MLflow tracking server on 127.0.0.1 (SQLite backend, artifacts proxied from a local folder),
+started by the test run with the command line ``shipyard up`` uses."""
 
 from __future__ import annotations
 
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from shipyard.planes.models import mlflow_server_command
 
 
 def _free_port() -> int:
@@ -24,22 +26,7 @@ def mlflow_server(folder: Path) -> Iterator[str]:
     """Start ``mlflow server`` keeping its state in ``folder``; yields its URL, stops it after."""
     port = _free_port()
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{folder / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(folder / "artifacts"),
-            "--workers",
-            "1",
-        ],
+        mlflow_server_command(port, folder),  # the local platform's own command line
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true"},

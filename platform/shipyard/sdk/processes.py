@@ -2,8 +2,9 @@
 
 A PID alone can be reused by the system after our process exits, so a started
 process is remembered with its start time; ``alive`` and ``stop`` act only on the
-process that has both. Each one gets its listening socket from us (``listen``):
+process that has both. Our own servers get their listening socket from us (``spawn``):
 the port is known before the child starts and no other process can take it between.
+Others (the MLflow server) get a port checked free just before they start (``start``).
 """
 
 from __future__ import annotations
@@ -174,8 +175,12 @@ def stop(process: Process, grace_s: float = 10.0) -> None:
 
 def healthy(process: Process) -> bool:
     """Whether the process answers 200 on its health path."""
+    return _answers(process.url + process.health)
+
+
+def _answers(url: str) -> bool:
     try:
-        with urllib.request.urlopen(process.url + process.health, timeout=2) as answer:  # noqa: S310 (loopback only)
+        with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 (loopback only)
             return bool(answer.status == 200)
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return False
@@ -187,12 +192,8 @@ def wait_ready(process: Process, path: str, timeout_s: float = 120.0) -> None:
     while time.monotonic() < deadline:
         if not alive(process):
             raise UserError(f"the process serving port {process.port} exited:\n{tail(process.log)}")
-        try:
-            with urllib.request.urlopen(process.url + path, timeout=2) as answer:  # noqa: S310 (loopback only)
-                if answer.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
+        if _answers(process.url + path):
+            return
         time.sleep(0.1)
     raise UserError(f"{process.url}{path} was not ready after {timeout_s:.0f} s:\n{tail(process.log)}")
 

@@ -476,7 +476,7 @@ def shipyard_planes() -> list[Plane]:
     return [ModelsPlane()]
 
 
-def _mlflow_server(port: int, state: Path) -> list[str]:
+def mlflow_server_command(port: int, state: Path) -> list[str]:
     """The tracking server over the local target's own SQLite registry: runs, models and the UI."""
     folder = state / "mlflow"
     folder.mkdir(parents=True, exist_ok=True)
@@ -504,7 +504,7 @@ def shipyard_local_services() -> list[LocalService]:
         LocalService(
             "mlflow",
             "MLflow tracking server and UI over .shipyard/local/mlflow (SQLite, local artifacts)",
-            _mlflow_server,
+            mlflow_server_command,
             health_path="/health",
             exports=lambda url: {"MLFLOW_TRACKING_URI": url},
         )
