@@ -104,6 +104,26 @@ def test_stale_data_fails_freshness(shipyard: Callable[..., Result], example: Pa
     assert "expect_column_max_to_be_between on 'event_timestamp'" in result.err
 
 
+@pytest.mark.parametrize("end", ["2026-11-25T00:00:00", "2026-11-25T13:00:00"])
+def test_synthetic_features_have_one_row_per_user_and_time_whatever_the_hour(tmp_path: Path, end: str) -> None:
+    """At exactly midnight the newest day is yesterday: a day starting at the end time has no features."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from conftest import REPO_ROOT
+
+    subprocess.run(
+        [sys.executable, str(REPO_ROOT / "features/fraud/synthetic.py"), "--out", str(tmp_path), "--end", end],
+        check=True,
+    )
+    stats = pd.read_parquet(tmp_path / "user_stats.parquet")
+    assert not stats.duplicated(["user_id", "event_timestamp"]).any()
+    assert stats["event_timestamp"].max() == pd.Timestamp(end, tz="UTC")
+    assert stats.groupby("user_id").size().eq(30).all()  # 30 days for every user
+
+
 def test_missing_data_is_a_warning_that_says_how_to_seed(shipyard: Callable[..., Result], example: Path) -> None:
     result = shipyard("plan", "--target", "local", repo=example)
     assert result.code == 0

@@ -64,7 +64,10 @@ def user_stats(events: pd.DataFrame, end: datetime, days: int) -> pd.DataFrame:
         peak=("amount", "max"),
         foreign=("is_foreign", "sum"),
     )
-    calendar = pd.date_range(pd.Timestamp(end).floor("D") - pd.Timedelta(days=days - 1), periods=days, freq="D")
+    # The newest day is the one the end time falls in; at exactly midnight, that is yesterday
+    # (a day starting at `end` has no events, and its features would share `end` with yesterday's).
+    newest = (pd.Timestamp(end) - pd.Timedelta(microseconds=1)).floor("D")
+    calendar = pd.date_range(newest - pd.Timedelta(days=days - 1), periods=days, freq="D")
     grid = pd.MultiIndex.from_product([daily.index.levels[0], calendar], names=["user_id", "day"])
     daily = daily.reindex(grid, fill_value=0)
     rolling = daily.groupby(level="user_id", group_keys=False).rolling(7, min_periods=1).sum()
