@@ -447,7 +447,7 @@ def up(ctx: click.Context) -> None:
 
     session: Session = ctx.obj
     console = _console()
-    ctx.invoke(validate, fmt="text")
+    ctx.invoke(validate)  # click fills each command's own defaults
     with console.status("starting local services") as progress:
         running = start_services(
             session.registry, session.root, lambda s: progress.update(f"starting {s.name}: {s.description}")
@@ -456,10 +456,10 @@ def up(ctx: click.Context) -> None:
         os.environ.update(service.service.exports(service.process.url))  # how the planes find it
         verb = "started" if service.started_now else "running"
         click.echo(f"{service.service.name}: {verb} at {service.process.url}")
-    ctx.invoke(seed, teams=(), seed_value=7, corrupt=None, force=False)
-    ctx.invoke(apply, target="local", plan_file=None, yes=False, planes=())
+    ctx.invoke(seed)
+    ctx.invoke(apply, target="local")
     click.echo("")
-    ctx.invoke(status, fmt="text")
+    ctx.invoke(status)
 
 
 @cli.command()

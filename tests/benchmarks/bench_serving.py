@@ -153,7 +153,7 @@ def main() -> None:
             health="/v2/models/scorer/ready",
             env={"PYTHONPATH": str(Path(__file__).parent)},
         )
-        processes.wait_ready(bare, bare.health)
+        processes.wait_ready(bare)
         for label, base, path in (
             ("KServe bare ModelServer", bare.url, "/v1/models/scorer:predict"),
             ("Shipyard model server, direct", running.process.url, "/v1/models/fraud-scorer:predict"),

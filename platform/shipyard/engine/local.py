@@ -48,6 +48,6 @@ def start_services(
         process = processes.start(
             service.command(port, state), port, state_dir=state, name=service.name, health=service.health_path
         )
-        processes.wait_ready(process, service.health_path)
+        processes.wait_ready(process)
         running.append(Running(service, process, started_now=True))
     return running

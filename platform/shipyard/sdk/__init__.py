@@ -37,6 +37,7 @@ from shipyard.sdk.model import (
     Resource,
     Severity,
     SourcePosition,
+    content_digest,
 )
 from shipyard.sdk.planes import (
     DesiredContext,
@@ -81,5 +82,6 @@ __all__ = [
     "TargetUnavailable",
     "TransientError",
     "UserError",
+    "content_digest",
     "hookimpl",
 ]

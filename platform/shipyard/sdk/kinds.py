@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+from shipyard.sdk.errors import UserError
 from shipyard.sdk.model import Diagnostic, FieldPath, SourcePosition, dotted
 
 API_VERSION = "shipyard.dev/v1alpha1"
@@ -106,6 +107,13 @@ class SpecSet:
     def named(self, kind: str, name: str, team: str | None = None) -> Spec | None:
         """The spec of ``kind`` called ``name`` (within ``team`` for team-owned kinds), or None."""
         return next((s for s in self.specs if (s.kind, s.name, s.team) == (kind, name, team)), None)
+
+    def require(self, kind: str, name: str, team: str | None = None, *, hint: str) -> Spec:
+        """Like ``named``, but a missing spec is the user's error, with ``hint`` saying how to add it."""
+        found = self.named(kind, name, team)
+        if found is None:
+            raise UserError(f"no {kind} '{name if team is None else f'{team}/{name}'}' is declared", hint=hint)
+        return found
 
     @property
     def files(self) -> frozenset[str]:

@@ -7,6 +7,8 @@ hash, render and journal it without knowing which plane produced it.
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,6 +116,18 @@ class Change:
             if resource is not None and resource.source is not None:
                 return resource.source
         return None
+
+
+def content_digest(content: str | bytes | Any) -> str:
+    """A short, stable name for content: text or bytes as they are, anything else as canonical JSON.
+
+    For versions named by what they hold (a pipeline's IR, the manifest a server runs).
+    """
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    elif not isinstance(content, bytes):
+        content = json.dumps(content, sort_keys=True).encode("utf-8")
+    return hashlib.sha256(content).hexdigest()[:16]
 
 
 def dotted(path: FieldPath) -> str:

@@ -54,8 +54,7 @@ class Process:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Process:
-        known = {f: data[f] for f in ("record", "name", "health") if f in data}
-        return cls(int(data["pid"]), float(data["started"]), int(data["port"]), str(data["log"]), **known)
+        return cls(**data)
 
 
 TABLE = "processes"  # <state folder>/processes/<pid>.json: every process started for that target
@@ -175,27 +174,30 @@ def stop(process: Process, grace_s: float = 10.0) -> None:
 
 def healthy(process: Process) -> bool:
     """Whether the process answers 200 on its health path."""
-    return _answers(process.url + process.health)
+    return http_status(process.url + process.health) == 200
 
 
-def _answers(url: str) -> bool:
+def http_status(url: str, timeout_s: float = 2.0) -> int | None:
+    """The HTTP status ``url`` answers with, or None when nothing answers there."""
     try:
-        with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 (loopback only)
-            return bool(answer.status == 200)
+        with urllib.request.urlopen(url, timeout=timeout_s) as answer:  # noqa: S310 (http URLs of our own)
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
     except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
+        return None
 
 
-def wait_ready(process: Process, path: str, timeout_s: float = 120.0) -> None:
-    """Poll ``path`` until it answers 200; fail early, with the log's tail, if the process dies."""
+def wait_ready(process: Process, timeout_s: float = 120.0) -> None:
+    """Poll its health path until it answers 200; fail early, with the log's tail, if the process dies."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not alive(process):
             raise UserError(f"the process serving port {process.port} exited:\n{tail(process.log)}")
-        if _answers(process.url + path):
+        if healthy(process):
             return
         time.sleep(0.1)
-    raise UserError(f"{process.url}{path} was not ready after {timeout_s:.0f} s:\n{tail(process.log)}")
+    raise UserError(f"{process.url}{process.health} was not ready after {timeout_s:.0f} s:\n{tail(process.log)}")
 
 
 def tail(log: str, lines: int = 15) -> str:

@@ -14,8 +14,6 @@ data, after the view's checks pass on all of it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -38,6 +36,7 @@ from shipyard.sdk import (
     SpecSet,
     Target,
     UserError,
+    content_digest,
     hookimpl,
 )
 from shipyard.sdk.store import ResourceStore
@@ -66,10 +65,6 @@ WORKER_ENV = {"FEAST_USAGE": "False", "GX_ANALYTICS_ENABLED": "False"}
 
 def key(team: str, kind: str, name: str) -> str:
     return f"{PLANE}/{team}/{kind}/{name}"
-
-
-def _digest(body: Any) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class FeaturesPlane(Plane):
@@ -143,7 +138,7 @@ class FeaturesPlane(Plane):
             window = {"featureView": view, "start": (end - lookback).isoformat(), "end": end.isoformat()}
             # A changed view is materialized again, even over the same window.
             yield Resource(
-                PLANE, "Materialization", key(team, "Materialization", view), window | {"view": _digest(body)}
+                PLANE, "Materialization", key(team, "Materialization", view), window | {"view": content_digest(body)}
             )
 
     def check(self, ctx: DesiredContext) -> Iterable[Diagnostic]:
@@ -163,7 +158,7 @@ class FeaturesPlane(Plane):
                 if "://" in path:
                     continue  # cloud data is checked by the environment's own jobs, not from a laptop
                 result = self.worker.call(
-                    "check", path=path, expectations=_expectations(check), sample_rows=check.spec.sample_rows
+                    "check", path=path, expectations=expectations(check), sample_rows=check.spec.sample_rows
                 )
                 yield from check_findings(check, path, result, sampled=True)
 
@@ -213,7 +208,7 @@ class FeaturesPlane(Plane):
         failures: list[Diagnostic] = []
         for check in (c for c in seen.checks_of(team) if view in c.spec.feature_views):
             path = data_path(target.root, seen.store, team, check.spec)
-            result = self.worker.call("check", path=path, expectations=_expectations(check), sample_rows=None)
+            result = self.worker.call("check", path=path, expectations=expectations(check), sample_rows=None)
             failures += check_findings(check, path, result, sampled=False)
         if failures:
             raise DataCheckFailed(failures, f"{team}/{view} was not materialized")
@@ -250,14 +245,9 @@ class _Seen:
 
 def feature_store(specs: SpecSet, environment: str) -> FeatureStoreSpec:
     """The FeatureStore spec declared for ``environment``."""
-    found = specs.named(FEATURE_STORE.name, environment)
-    if found is not None:
-        store: FeatureStoreSpec = found.spec
-        return store
-    raise UserError(
-        f"no feature store is declared for environment '{environment}'",
-        hint=f"add features/stores/{environment}.yaml (kind: FeatureStore)",
-    )
+    hint = f"add features/stores/{environment}.yaml (kind: FeatureStore)"
+    store: FeatureStoreSpec = specs.require(FEATURE_STORE.name, environment, hint=hint).spec
+    return store
 
 
 def data_path(root: Path, store: FeatureStoreSpec, team: str, check: DataCheckSpec) -> str:
@@ -282,7 +272,8 @@ def _records(target: Target) -> ResourceStore:
     return ResourceStore(target.state_dir / PLANE)
 
 
-def _expectations(check: Spec) -> list[dict[str, Any]]:
+def expectations(check: Spec) -> list[dict[str, Any]]:
+    """A DataCheck's expectations as the check task (and the training pipeline's gate) takes them."""
     spec: DataCheckSpec = check.spec
     return [e.model_dump(mode="json", by_alias=True) for e in spec.expectations]
 

@@ -20,8 +20,6 @@ the alias moves only if they all pass, and the move is recorded as tags on the v
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -54,7 +52,9 @@ from shipyard.sdk import (
     Target,
     TargetUnavailable,
     UserError,
+    content_digest,
     hookimpl,
+    processes,
 )
 from shipyard.sdk.kubernetes import SERVER_SET_FIELDS
 from shipyard.sdk.planes import local_state_dir
@@ -293,8 +293,9 @@ def _promote_locally(registry: ModelRegistry, decision: Decision, serving: Local
 
 def _release(registry: ModelRegistry, decision: Decision) -> Release:
     assert decision.version is not None
-    digest = hashlib.sha256(json.dumps(decision.manifest, sort_keys=True).encode()).hexdigest()[:16]
-    return Release(decision.spec.spec.registered_model, decision.version, registry.uri, digest)
+    return Release(
+        decision.spec.spec.registered_model, decision.version, registry.uri, content_digest(decision.manifest)
+    )
 
 
 def promote(registry: ModelRegistry, spec: Spec, alias: str, version: int, why: str) -> int | None:
@@ -335,11 +336,8 @@ def rollback(registry: ModelRegistry, spec: Spec, alias: str, why: str) -> tuple
 def deployment(specs: SpecSet, ref: str) -> Spec:
     """The ModelDeployment named ``<team>/<name>``."""
     team, _, name = ref.partition("/")
-    found = specs.named(MODEL_DEPLOYMENT.name, name, team)
-    if found is not None:
-        return found
     known = ", ".join(f"{s.team}/{s.name}" for s in specs.of_kind(MODEL_DEPLOYMENT.name)) or "none"
-    raise UserError(f"no ModelDeployment '{ref}'", hint=f"deployments: {known}")
+    return specs.require(MODEL_DEPLOYMENT.name, name, team, hint=f"deployments: {known}")
 
 
 def local_registry(specs: SpecSet, root: Path) -> ModelRegistry:
@@ -424,7 +422,7 @@ def _trainers(ctx: DesiredContext, spec: Spec) -> dict[str, str]:
         content = pipeline.spec.model_dump_json().encode()
         code = ctx.root / "pipelines" / str(spec.team) / pipeline.name / pipeline.spec.source
         content += code.read_bytes() if code.is_file() else b""
-        found[f"pipelines/{spec.team}/{pipeline.name}"] = hashlib.sha256(content).hexdigest()[:16]
+        found[f"pipelines/{spec.team}/{pipeline.name}"] = content_digest(content)
     return found
 
 
@@ -449,16 +447,9 @@ def _registry(specs: SpecSet, environment_name: str, local_state: Path) -> Model
 
 def _answers(uri: str, hint: str) -> None:
     """Fail at once, and clearly, when a tracking server is not there (MLflow's client retries for minutes)."""
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=10):  # noqa: S310 (http(s) only, above)
-            return
-    except urllib.error.HTTPError:
-        return  # it answered; a proxy or auth in front may refuse /health itself
-    except (urllib.error.URLError, OSError) as error:
-        raise TargetUnavailable(f"the MLflow tracking server at {uri} did not answer: {error}", hint=hint) from error
+    # Any status will do: a proxy or auth in front may refuse /health itself.
+    if processes.http_status(f"{uri.rstrip('/')}/health", timeout_s=10) is None:
+        raise TargetUnavailable(f"the MLflow tracking server at {uri} did not answer", hint=hint)
 
 
 def _records(target: Target) -> ResourceStore:

@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from shipyard.planes.features import data_path, feature_store
+from shipyard.planes.features import data_path, expectations, feature_store
 from shipyard.planes.features.config import offline_uri, repo_config
 from shipyard.planes.pipelines import ir
 from shipyard.planes.pipelines.kubeflow import KubeflowPipelines, Schedule
@@ -38,6 +38,7 @@ from shipyard.sdk import (
     SpecError,
     Target,
     UserError,
+    content_digest,
     hookimpl,
 )
 from shipyard.sdk.store import ResourceStore
@@ -178,7 +179,7 @@ class PipelinesPlane(Plane):
                 arguments=_arguments(spec, ctx, target, body["parameters"]),
                 pipeline_root=root.replace("{team}", team) if root else None,
             )
-        version = ir.digest(json.dumps(metadata, sort_keys=True))
+        version = content_digest(metadata)
         server.publish(namespace, f"{team}-{name}", pipelines[change.key], version, metadata, schedule)
 
     def _apply_local(self, change: Change, target: Target, ctx: DesiredContext, pipelines: dict[str, str]) -> None:
@@ -190,7 +191,9 @@ class PipelinesPlane(Plane):
         compiled = pipelines[change.key]
         # The version is kept first; the pipeline counts as applied only once its run succeeds,
         # so a failed run is tried again by the next apply.
-        version = target.state_dir / PLANE / "versions" / change.key.split("/", 1)[1] / f"{ir.digest(compiled)}.yaml"
+        version = (
+            target.state_dir / PLANE / "versions" / change.key.split("/", 1)[1] / f"{content_digest(compiled)}.yaml"
+        )
         version.parent.mkdir(parents=True, exist_ok=True)
         version.write_text(compiled, encoding="utf-8")
         arguments = _arguments(spec, ctx, target, change.desired.body["parameters"])
@@ -200,7 +203,7 @@ class PipelinesPlane(Plane):
             )
         except UserError as error:
             raise UserError(f"{change.key}: {error.message}", hint=error.hint) from error
-        _record_run(target, change.key, ir.digest(compiled), result)
+        _record_run(target, change.key, content_digest(compiled), result)
         _registry(target).put(change.desired)
 
 
@@ -242,7 +245,7 @@ def _arguments(spec: Spec, ctx: DesiredContext, target: Target, declared: dict[s
         {
             "name": f"{team}/{c.name}",
             "path": data_path(target.root, store, team, c.spec),
-            "expectations": [e.model_dump(mode="json", by_alias=True) for e in c.spec.expectations],
+            "expectations": expectations(c),
         }
         for c in ctx.specs.of_kind("DataCheck")
         if c.team == team

@@ -7,10 +7,11 @@ default), so a plan says "train: accelerator count 1 → 2", not "line 412 chang
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import yaml
+
+from shipyard.sdk.model import content_digest
 
 
 def documents(ir: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -21,13 +22,9 @@ def documents(ir: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return pipeline, platform
 
 
-def digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
 def summary(ir: str) -> dict[str, Any]:
     pipeline, platform = documents(ir)
-    return summary_of(pipeline, platform, digest(ir))
+    return summary_of(pipeline, platform, content_digest(ir))
 
 
 def summary_of(pipeline: dict[str, Any], platform: dict[str, Any], ir_digest: str) -> dict[str, Any]:
@@ -40,7 +37,7 @@ def summary_of(pipeline: dict[str, Any], platform: dict[str, Any], ir_digest: st
         executor = components.get(name, {}).get("executorLabel")
         container = executors.get(executor, {}).get("container", {})
         code = "\n".join(container.get("command", []) + container.get("args", []))
-        return {"image": container.get("image"), "code": digest(code)} if container else {"pipeline": True}
+        return {"image": container.get("image"), "code": content_digest(code)} if container else {"pipeline": True}
 
     tasks = {}
     for name, task in sorted(pipeline.get("root", {}).get("dag", {}).get("tasks", {}).items()):

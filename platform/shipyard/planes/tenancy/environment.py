@@ -54,14 +54,9 @@ ENVIRONMENT = Kind(
 
 def environment(specs: SpecSet, name: str) -> EnvironmentSpec:
     """The Environment spec named ``name``."""
-    found = specs.named(ENVIRONMENT.name, name)
-    if found is not None:
-        spec: EnvironmentSpec = found.spec
-        return spec
-    raise UserError(
-        f"no environment '{name}' is declared",
-        hint=f"add platform/environments/{name}.yaml (kind: Environment) with its endpoints",
-    )
+    hint = f"add platform/environments/{name}.yaml (kind: Environment) with its endpoints"
+    spec: EnvironmentSpec = specs.require(ENVIRONMENT.name, name, hint=hint).spec
+    return spec
 
 
 def mlflow_tracking(specs: SpecSet, name: str, local_state: Path) -> tuple[str, str]:

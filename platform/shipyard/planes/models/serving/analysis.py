@@ -25,9 +25,6 @@ class Window:
     def p95_ms(self) -> float:
         return percentile(self.latencies_ms, 95)
 
-    def describe(self) -> str:
-        return f"{self.errors}/{self.requests} errors, p95 {self.p95_ms:.1f} ms"
-
 
 def percentile(values: Sequence[float], pct: float) -> float:
     """Nearest-rank percentile (0 for no values)."""

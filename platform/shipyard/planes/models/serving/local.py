@@ -148,7 +148,7 @@ class LocalServing:
         self.servers.append(server)
         self._save()  # remembered before waiting: a failed start is still stopped by `down`
         try:
-            processes.wait_ready(process, process.health)
+            processes.wait_ready(process)
         except Exception:
             processes.stop(process)
             self.servers.remove(server)
@@ -197,7 +197,7 @@ class LocalServing:
             health="/-/healthz",
         )
         self._save()
-        processes.wait_ready(self.router, self.router.health, timeout_s=30)
+        processes.wait_ready(self.router, timeout_s=30)
 
     def _save(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
