@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +29,6 @@ def start_services(
     """
     state = local_state_dir(root)
     known = {p.name: p for p in processes.table(state)}
-    ports_file = state / "ports.json"  # outlives `down`: the MLflow UI keeps its URL
-    ports: dict[str, int] = json.loads(ports_file.read_text(encoding="utf-8")) if ports_file.is_file() else {}
     running = []
     for service in registry.services:
         found = known.get(service.name)
@@ -41,10 +38,7 @@ def start_services(
         on_start(service)
         if found is not None:
             processes.stop(found)  # gone or not answering: replaced, on the port it had
-        port = processes.free_port(ports.get(service.name, 0))
-        ports[service.name] = port
-        ports_file.parent.mkdir(parents=True, exist_ok=True)
-        ports_file.write_text(json.dumps(ports, indent=2), encoding="utf-8")
+        port = processes.port_for(state, service.name)
         process = processes.start(
             service.command(port, state), port, state_dir=state, name=service.name, health=service.health_path
         )

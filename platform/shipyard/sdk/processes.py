@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ class Process:
     record: str = ""
     name: str = ""
     health: str = "/"
+    labels: dict[str, str] = field(default_factory=dict, hash=False, compare=False)  # what the starter needs back
 
     @property
     def url(self) -> str:
@@ -58,6 +59,7 @@ class Process:
 
 
 TABLE = "processes"  # <state folder>/processes/<pid>.json: every process started for that target
+PORTS = "ports.json"  # <state folder>/ports.json: ports kept for names, across restarts and `down`
 
 
 def table(state_dir: Path) -> list[Process]:
@@ -93,12 +95,15 @@ def spawn(
     name: str,
     health: str,
     env: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> Process:
     """Start ``python -m module args --fd N`` serving on ``sock``, which it inherits; see ``start``."""
     argv = [sys.executable, "-m", module, *args, "--fd", str(sock.fileno())]
     port = sock.getsockname()[1]
     try:
-        return start(argv, port, state_dir=state_dir, name=name, health=health, env=env, keep=(sock.fileno(),))
+        return start(
+            argv, port, state_dir=state_dir, name=name, health=health, env=env, keep=(sock.fileno(),), labels=labels
+        )
     finally:
         sock.close()  # the child holds its own copy
 
@@ -112,11 +117,13 @@ def start(
     health: str,
     env: Mapping[str, str] | None = None,
     keep: Sequence[int] = (),
+    labels: Mapping[str, str] | None = None,
 ) -> Process:
     """Start ``argv`` (listening on ``port``) in its own session: it outlives us, and Ctrl-C does not reach it.
 
-    It is entered in ``state_dir``'s process table (its log goes to ``state_dir/logs/``), so
-    ``shipyard down`` can stop it even when whoever started it is gone.
+    It is entered in ``state_dir``'s process table with its ``labels`` (its log goes to
+    ``state_dir/logs/``): ``shipyard down`` can stop it even when whoever started it is
+    gone, and the starter finds what it runs there (the table is the only record of it).
     """
     import psutil
 
@@ -133,7 +140,8 @@ def start(
             env=os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONUNBUFFERED": "1"} | dict(env or {}),
         )
     record = state_dir / TABLE / f"{child.pid}.json"
-    started = Process(child.pid, psutil.Process(child.pid).create_time(), port, str(log), str(record), name, health)
+    created = psutil.Process(child.pid).create_time()
+    started = Process(child.pid, created, port, str(log), str(record), name, health, dict(labels or {}))
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps(started.to_dict(), indent=2), encoding="utf-8")
     return started
@@ -143,6 +151,16 @@ def free_port(port: int = 0) -> int:
     """``port`` if it is free on 127.0.0.1 (any free one for 0); a clear error if it is taken."""
     with listen(port) as sock:
         return int(sock.getsockname()[1])
+
+
+def port_for(state_dir: Path, name: str) -> int:
+    """The port kept for ``name`` (a free one the first time): a URL stays the same across restarts."""
+    file = state_dir / PORTS
+    ports: dict[str, int] = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
+    ports[name] = free_port(ports.get(name, 0))
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(json.dumps(ports, indent=2, sort_keys=True), encoding="utf-8")
+    return ports[name]
 
 
 def alive(process: Process) -> bool:

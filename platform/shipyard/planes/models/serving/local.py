@@ -1,9 +1,10 @@
 """The local target's serving of one deployment: a router on a stable port, model servers behind it.
 
-What runs is remembered in ``.shipyard/local/models/serving/<team>.<name>.json``: the
-router and the model servers (PID, start time, port, version, the digest of the
-InferenceService manifest each serves). Changing versions never leaves the URL
-without a ready server:
+What runs is read from the local platform's process table (``sdk.processes``): each
+process is entered with labels naming its deployment, its role (router or model
+server) and, for a model server, the version and the digest of the InferenceService
+manifest it serves. The router keeps its port across restarts. Changing versions
+never leaves the URL without a ready server:
 
 - **rolling replacement**: start the new server, wait until its model is ready, route
   everything to it, wait until the old one has nothing in flight, stop the old one;
@@ -30,6 +31,7 @@ from shipyard.sdk.processes import Process
 
 ROUTER = "shipyard.planes.models.serving.router"
 SERVER = "shipyard.planes.models.serving.server"
+DEPLOYMENT, ROLE = "deployment", "role"  # the labels of this module's processes in the process table
 DRAIN_TIMEOUT_S = 30.0
 WARM_UP_REQUESTS = 20
 
@@ -59,26 +61,19 @@ class ModelServer:
     def backend(self) -> str:
         return f"v{self.version}-{self.process.port}"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"version": self.version, "digest": self.digest, "process": self.process.to_dict()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelServer:
-        return cls(int(data["version"]), str(data["digest"]), Process.from_dict(data["process"]))
-
 
 class LocalServing:
     """One deployment's router and model servers on 127.0.0.1."""
 
     def __init__(self, state_dir: Path, team: str, name: str) -> None:
-        self.folder = state_dir / "models" / "serving"
-        self.file = self.folder / f"{team}.{name}.json"
         self.state_dir = state_dir
         self.label = f"{team}/{name}"
         self.name = name
-        state = json.loads(self.file.read_text(encoding="utf-8")) if self.file.is_file() else {}
-        self.router: Process | None = Process.from_dict(state["router"]) if state.get("router") else None
-        self.servers = [ModelServer.from_dict(s) for s in state.get("servers", [])]
+        mine = [p for p in processes.table(state_dir) if p.labels.get(DEPLOYMENT) == self.label]
+        self.router: Process | None = next((p for p in mine if p.labels[ROLE] == "router"), None)
+        self.servers = [
+            ModelServer(int(p.labels["version"]), p.labels["digest"], p) for p in mine if p.labels[ROLE] == "server"
+        ]
 
     @property
     def url(self) -> str | None:
@@ -96,7 +91,7 @@ class LocalServing:
         if current is not None and (current.version, current.digest) == (release.version, release.digest):
             return
         new = self._start(release)
-        self._route({new: 100})
+        self._route([(new, 100)])
         for old in [s for s in self.servers if s is not new]:
             self._retire(old)
 
@@ -108,14 +103,14 @@ class LocalServing:
         # Warmed up first, directly: a fresh server's first answers (lazy imports, first connections)
         # are slow for reasons no user would see twice, and must not decide the latency verdict.
         probe(candidate.process.url, WARM_UP_REQUESTS)
-        self._route({stable: 100 - canary.percent, candidate: canary.percent})
+        self._route([(stable, 100 - canary.percent), (candidate, canary.percent)])
         assert self.url is not None
         # Enough probes through the router that the canary alone answers canary.requests of them.
         probe(self.url, math.ceil(canary.requests * 100 / canary.percent))
         windows = self._windows()
         found = problems(canary, windows[stable.backend], windows[candidate.backend])
         keep, drop = (stable, candidate) if found else (candidate, stable)
-        self._route({keep: 100})
+        self._route([(keep, 100)])
         self._retire(drop)
         return found
 
@@ -125,7 +120,6 @@ class LocalServing:
             processes.stop(server.process)
         if self.router is not None:
             processes.stop(self.router)
-        self.file.unlink(missing_ok=True)
 
     # -- steps --------------------------------------------------------------------------------------
 
@@ -137,6 +131,7 @@ class LocalServing:
             state_dir=self.state_dir,
             name=f"model server {self.label} v{release.version}",
             health=f"/v2/models/{self.name}/ready",
+            labels={DEPLOYMENT: self.label, ROLE: "server", "version": str(release.version), "digest": release.digest},
             env={
                 "MLFLOW_TRACKING_URI": release.tracking_uri,
                 # One thread per server unless told otherwise: several servers share a laptop's cores,
@@ -144,22 +139,19 @@ class LocalServing:
                 "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
             },
         )
-        server = ModelServer(release.version, release.digest, process)
-        self.servers.append(server)
-        self._save()  # remembered before waiting: a failed start is still stopped by `down`
         try:
             processes.wait_ready(process)
         except Exception:
             processes.stop(process)
-            self.servers.remove(server)
-            self._save()
             raise
+        server = ModelServer(release.version, release.digest, process)
+        self.servers.append(server)
         return server
 
-    def _route(self, weights: dict[ModelServer, int]) -> None:
+    def _route(self, weights: list[tuple[ModelServer, int]]) -> None:
         self._ensure_router()
         assert self.router is not None
-        backends = [{"name": s.backend, "url": s.process.url, "weight": w} for s, w in weights.items()]
+        backends = [{"name": s.backend, "url": s.process.url, "weight": w} for s, w in weights]
         _call(self.router.url + "/-/routes", {"backends": backends})
 
     def _retire(self, server: ModelServer) -> None:
@@ -173,7 +165,6 @@ class LocalServing:
             time.sleep(0.02)
         processes.stop(server.process)
         self.servers.remove(server)
-        self._save()
 
     def _windows(self) -> dict[str, Window]:
         assert self.router is not None
@@ -183,31 +174,16 @@ class LocalServing:
     def _ensure_router(self) -> None:
         if self.router is not None and processes.alive(self.router):
             return
-        # Restarted on the port it had, so the deployment's URL does not change.
-        port = 0
         if self.router is not None:
             processes.stop(self.router)  # gone already: this forgets its entry in the process table
-            port = self.router.port
+        name = f"router {self.label}"
+        # On the port it had, so the deployment's URL does not change.
+        port = processes.port_for(self.state_dir, name)
+        labels = {DEPLOYMENT: self.label, ROLE: "router"}
         self.router = processes.spawn(
-            ROUTER,
-            [],
-            processes.listen(port),
-            state_dir=self.state_dir,
-            name=f"router {self.label}",
-            health="/-/healthz",
+            ROUTER, [], processes.listen(port), state_dir=self.state_dir, name=name, health="/-/healthz", labels=labels
         )
-        self._save()
         processes.wait_ready(self.router, timeout_s=30)
-
-    def _save(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        state = {
-            "router": self.router.to_dict() if self.router is not None else None,
-            "servers": [s.to_dict() for s in self.servers],
-        }
-        temp = self.file.with_suffix(".tmp")
-        temp.write_text(json.dumps(state, indent=2), encoding="utf-8")
-        os.replace(temp, self.file)
 
 
 def _call(url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -221,7 +197,6 @@ def _call(url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def deployments(state_dir: Path) -> list[LocalServing]:
-    """Every deployment the local target serves (or has processes of)."""
-    folder = state_dir / "models" / "serving"
-    found = [path.stem.split(".", 1) for path in sorted(folder.glob("*.json"))]
-    return [LocalServing(state_dir, team, name) for team, name in found]
+    """Every deployment the local target has processes of."""
+    found = sorted({p.labels[DEPLOYMENT] for p in processes.table(state_dir) if DEPLOYMENT in p.labels})
+    return [LocalServing(state_dir, *deployment.split("/", 1)) for deployment in found]
