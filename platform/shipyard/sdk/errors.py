@@ -15,7 +15,7 @@ TransientError           raised by appliers for retryable failures (timeouts, th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from shipyard.sdk.model import Diagnostic
 
@@ -76,3 +76,11 @@ class ApplyError(InternalError):
 
 class TransientError(Exception):
     """Raised by a plane's applier for a failure worth retrying with backoff."""
+
+
+def api_failure(service: str, status: int, reason: str, body: str, hints: Mapping[int, str]) -> Exception:
+    """An API's error answer as ours: 5xx and 429 are ``TransientError`` (retried), the rest explained by status."""
+    message = f"{service} answered {status} {reason}: {body.strip()[:300]}"
+    if status >= 500 or status == 429:
+        return TransientError(message)
+    return TargetUnavailable(message, hint=hints.get(status, ""))

@@ -27,6 +27,8 @@ from typing import Any
 from shipyard.sdk.errors import UserError
 
 LOOPBACK = "127.0.0.1"
+#: Every process Shipyard starts (servers, plane workers) runs with the libraries' telemetry off.
+TELEMETRY_OFF = {"MLFLOW_DISABLE_TELEMETRY": "true", "FEAST_USAGE": "False", "GX_ANALYTICS_ENABLED": "False"}
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ def start(
             stderr=subprocess.STDOUT,
             pass_fds=tuple(keep),
             start_new_session=True,
-            env=os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONUNBUFFERED": "1"} | dict(env or {}),
+            env=os.environ | TELEMETRY_OFF | {"PYTHONUNBUFFERED": "1"} | dict(env or {}),
         )
     record = state_dir / TABLE / f"{child.pid}.json"
     created = psutil.Process(child.pid).create_time()

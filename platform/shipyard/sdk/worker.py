@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from shipyard.sdk.errors import InternalError, UserError
+from shipyard.sdk.processes import TELEMETRY_OFF
 
 _LOG_TAIL = 4000
 
@@ -62,7 +63,7 @@ class Worker:
                 stdout=subprocess.PIPE,
                 stderr=self._log,
                 text=True,
-                env=os.environ | self.env,
+                env=os.environ | TELEMETRY_OFF | self.env,
             )
             atexit.register(self.close)
         return self._process

@@ -59,8 +59,6 @@ DATA_CHECK = Kind(
 REGISTRY_KINDS = frozenset(
     {"Entity", "DataSource", "FeatureView", "OnDemandFeatureView", "StreamFeatureView", "FeatureService", "OnlineTable"}
 )
-#: Feast's telemetry off in the worker, whatever the caller's environment says.
-WORKER_ENV = {"FEAST_USAGE": "False", "GX_ANALYTICS_ENABLED": "False"}
 
 
 def key(team: str, kind: str, name: str) -> str:
@@ -78,7 +76,7 @@ class FeaturesPlane(Plane):
     }
 
     def __init__(self) -> None:
-        self.worker = Worker("shipyard.planes.features.tasks", env=WORKER_ENV)
+        self.worker = Worker("shipyard.planes.features.tasks")
         self._seen: Readings[_Seen] = Readings(PLANE)  # what desired read, for check/observe/apply
 
     def warm_up(self, root: Path) -> None:

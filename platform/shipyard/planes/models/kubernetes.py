@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from shipyard.sdk.errors import TargetUnavailable, TransientError
+from shipyard.sdk.errors import TargetUnavailable, api_failure
 from shipyard.sdk.kubernetes import MANAGED_BY
 
 #: The kinds the models plane manages: (group, version, plural). HTTPRoute splits a Standard-mode canary.
@@ -102,18 +102,15 @@ class Cluster:
         try:
             yield
         except self._errors as error:
-            status = error.status or 0
-            message = f"the Kubernetes API answered {status} {error.reason}: {(error.body or '').strip()[:300]}"
-            if status >= 500 or status == 429:
-                raise TransientError(message) from error
-            hint = {
+            hints = {
                 401: "the credentials in $KUBECONFIG are not accepted",
                 403: "the identity applying needs get/list/patch/delete on inferenceservices.serving.kserve.io "
                 "(and httproutes.gateway.networking.k8s.io for Standard-mode canaries)",
                 404: "is KServe installed (and the Gateway API, for Standard-mode canaries)? A CRD was not found",
                 422: "the cluster's InferenceService CRD refused the manifest; is KServe older than 0.21?",
-            }.get(status, "")
-            raise TargetUnavailable(message, hint=hint) from error
+            }
+            status, reason, body = error.status or 0, error.reason, error.body or ""
+            raise api_failure("the Kubernetes API", status, reason, body, hints) from error
         except urllib3.exceptions.HTTPError as error:
             raise TargetUnavailable(
                 f"the Kubernetes API did not answer: {error}", hint="check $KUBECONFIG and the network path"

@@ -51,7 +51,6 @@ PIPELINE = Kind(
     globs=("pipelines/*/*/pipeline.yaml",),
     description="A team's Kubeflow (KFP v2) pipeline: code, parameters, schedule, GPU needs.",
 )
-WORKER_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "FEAST_USAGE": "False", "GX_ANALYTICS_ENABLED": "False"}
 
 
 def key(team: str, name: str) -> str:
@@ -63,7 +62,7 @@ class PipelinesPlane(Plane):
     order = 40
 
     def __init__(self) -> None:
-        self.worker = Worker("shipyard.planes.pipelines.tasks", env=WORKER_ENV)
+        self.worker = Worker("shipyard.planes.pipelines.tasks")
         self._compiled: Readings[dict[str, str]] = Readings(PLANE)  # IR per pipeline key, for apply
 
     def warm_up(self, root: Path) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from shipyard.sdk.errors import TargetUnavailable, TransientError
+from shipyard.sdk.errors import TargetUnavailable, api_failure
 
 MANAGED = "managed-by: shipyard"
 TOKEN_VARIABLE = "SHIPYARD_KFP_TOKEN"  # noqa: S105 - the variable's name, not a token
@@ -202,16 +202,10 @@ class KubeflowPipelines:
             with _quiet():
                 yield
         except self._api.ApiException as error:
-            status = error.status or 0
-            message = f"Kubeflow Pipelines answered {status} {error.reason}: {(error.body or '').strip()[:300]}"
-            if status >= 500 or status == 429:
-                raise TransientError(message) from error
-            hint = (
-                f"check the token in ${TOKEN_VARIABLE} and its rights in the team namespace"
-                if status in (401, 403)
-                else ""
-            )
-            raise TargetUnavailable(message, hint=hint) from error
+            rights = f"check the token in ${TOKEN_VARIABLE} and its rights in the team namespace"
+            hints = {401: rights, 403: rights}
+            status, reason, body = error.status or 0, error.reason, error.body or ""
+            raise api_failure("Kubeflow Pipelines", status, reason, body, hints) from error
 
 
 @contextlib.contextmanager
