@@ -21,7 +21,7 @@ the alias moves only if they all pass, and the move is recorded as tags on the v
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -263,32 +263,28 @@ def _observed(item: dict[str, Any]) -> Resource:
 
 def _promote_locally(registry: ModelRegistry, decision: Decision, serving: LocalServing) -> None:
     """Move the alias to the decided version; with a canary, only after the new version did well on live traffic."""
-    spec, alias, version = decision.spec, decision.alias, decision.version
+    spec, version = decision.spec, decision.version
     assert version is not None
-    model = spec.spec.registered_model
-    current = registry.alias(model, alias)
-    if current == version:
-        return
-    _refuse_failing(registry, spec, alias, version, current)
-    canary = spec.spec.canary
-    stable = serving.serving()
-    tried = canary is not None and stable is not None and stable.version == current
-    if tried:
-        assert canary is not None
-        path, body = probe.sample_request(
-            registry.uri, registry.storage_uri(model, version), spec.spec.protocol, spec.name
-        )
+    model, canary = spec.spec.registered_model, spec.spec.canary
+
+    def trial(current: int | None) -> str:
+        stable = serving.serving()
+        if canary is None or stable is None or stable.version != current:
+            return ""
+        storage = registry.storage_uri(model, version)
+        path, body = probe.sample_request(registry.uri, storage, spec.spec.protocol, spec.name)
         found = serving.canary(_release(registry, decision), canary, lambda url, n: probe.send(url, path, body, n))
         if found:
-            why = "canary: " + "; ".join(found)
-            registry.reject(model, version, why)
+            registry.reject(model, version, "canary: " + "; ".join(found))
             raise CanaryRolledBack(
                 f"{model} version {version} was rolled back after its canary ({canary.percent}% of traffic): "
                 + "; ".join(found),
-                hint=f"@{alias} stays on version {current}; version {version} is marked {REJECTED_TAG} "
+                hint=f"@{decision.alias} stays on version {current}; version {version} is marked {REJECTED_TAG} "
                 "and is not tried again",
             )
-    registry.move(model, alias, version, "shipyard apply" + (" after a canary" if tried else ""))
+        return " after a canary"
+
+    promote(registry, spec, decision.alias, version, why="shipyard apply", trial=trial)
 
 
 def _release(registry: ModelRegistry, decision: Decision) -> Release:
@@ -298,16 +294,22 @@ def _release(registry: ModelRegistry, decision: Decision) -> Release:
     )
 
 
-def promote(registry: ModelRegistry, spec: Spec, alias: str, version: int, why: str) -> int | None:
-    """Move ``alias`` to ``version`` if it passes the spec's gates; returns the version it left."""
+def promote(
+    registry: ModelRegistry,
+    spec: Spec,
+    alias: str,
+    version: int,
+    why: str,
+    trial: Callable[[int | None], str] = lambda current: "",
+) -> int | None:
+    """Move ``alias`` to ``version`` if it passes the spec's gates; returns the version it left.
+
+    ``trial`` runs after the gates pass and before the move, given the version the alias
+    is on (a local canary); it refuses by raising, and returns what to add to ``why``.
+    """
     current = registry.alias(spec.spec.registered_model, alias)
     if current == version:
         return current
-    _refuse_failing(registry, spec, alias, version, current)
-    return registry.move(spec.spec.registered_model, alias, version, why)
-
-
-def _refuse_failing(registry: ModelRegistry, spec: Spec, alias: str, version: int, current: int | None) -> None:
     failures = _gate_failures(registry, spec, alias, version, current)
     if failures:
         raise PromotionRefused(
@@ -316,6 +318,8 @@ def _refuse_failing(registry: ModelRegistry, spec: Spec, alias: str, version: in
             hint=f"the gates are in {spec.source.file}; @{alias} stays on "
             + ("nothing" if current is None else f"version {current}"),
         )
+    why += trial(current)
+    return registry.move(spec.spec.registered_model, alias, version, why)
 
 
 def rollback(registry: ModelRegistry, spec: Spec, alias: str, why: str) -> tuple[int, int]:
