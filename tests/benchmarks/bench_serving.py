@@ -111,6 +111,10 @@ def main() -> None:
 
         pickle.dump(estimator, handle)
 
+    # With a SQLite store, artifacts default to ./mlruns in the working directory; keep them in the temp dir.
+    if mlflow.get_experiment_by_name("fraud") is None:
+        mlflow.create_experiment("fraud", artifact_location=(work / "artifacts").as_uri())
+
     def register() -> int:
         mlflow.set_experiment("fraud")
         with mlflow.start_run():
