@@ -19,6 +19,7 @@ from shipyard.sdk import (
     Action,
     ApplyError,
     Change,
+    ChangesFailed,
     DesiredContext,
     LockHeld,
     Plane,
@@ -106,7 +107,7 @@ def test_a_crashed_apply_resumes_to_the_same_end_state_without_repeats(
 ) -> None:
     reviewed = planner.plan(reg, repo, LOCAL).plan
     buckets.crash_on = "buckets/search/datasets"
-    with pytest.raises(ApplyError, match="run apply again to resume"):
+    with pytest.raises(ChangesFailed, match="run apply again to resume"):
         apply(reg, repo, LOCAL, reviewed=reviewed)
     done_before = {e["key"] for e in journal(repo) if e["event"] == "done"}
     assert "buckets/fraud/models" in done_before
@@ -121,6 +122,23 @@ def test_a_crashed_apply_resumes_to_the_same_end_state_without_repeats(
     assert journal(repo)[-1]["event"] == "complete"
 
 
+def test_a_failed_change_stops_only_its_own_team(reg: Registry, repo: Path, buckets: Buckets) -> None:
+    buckets.crash_on = "buckets/fraud/datasets"
+    with pytest.raises(ChangesFailed) as failure:
+        apply(reg, repo, LOCAL)
+    assert list(failure.value.failed) == ["buckets/fraud/datasets"]
+    assert "connection reset" in failure.value.failed["buckets/fraud/datasets"]
+    assert failure.value.skipped == ["buckets/fraud/models"]  # after its team's failure: not tried
+    assert failure.value.exit_code == 1
+    assert "buckets/search/models" in buckets.calls  # the other team still came up
+    left = {c.key for c in planner.plan(reg, repo, LOCAL).plan.pending}
+    assert left == {"buckets/fraud/datasets", "buckets/fraud/models"}
+    assert journal(repo)[-1]["event"] != "complete"
+
+    buckets.crash_on = None
+    assert apply(reg, repo, LOCAL).applied == ["buckets/fraud/datasets", "buckets/fraud/models"]
+
+
 def test_transient_errors_are_retried_with_backoff(reg: Registry, repo: Path, buckets: Buckets) -> None:
     waits: list[float] = []
     buckets.flaky = 3
@@ -131,7 +149,7 @@ def test_transient_errors_are_retried_with_backoff(reg: Registry, repo: Path, bu
 
 def test_persistent_transient_errors_fail_after_the_last_retry(reg: Registry, repo: Path, buckets: Buckets) -> None:
     buckets.flaky = 100
-    with pytest.raises(ApplyError, match="failed after 5 attempts: throttled"):
+    with pytest.raises(ChangesFailed, match="failed after 5 attempts: throttled"):
         apply(reg, repo, LOCAL, sleep=lambda s: None)
 
 

@@ -438,17 +438,23 @@ def up(ctx: click.Context) -> None:
     Starts the local services (the MLflow tracking server and UI) or finds them running,
     validates the repo, writes synthetic data for teams that have none, then plans and
     applies every plane to the local target: Feast, the data checks, training pipelines,
-    promotion through the gates, model servers. Run it again at any time: it does only
-    what changed, and restarts a service or model server that stopped.
+    promotion through the gates, model servers. Then it sends each model a smoke request
+    (features from the online store, then a prediction) and prints a summary.
+
+    Run it again at any time: it does only what changed, and restarts a service or model
+    server that stopped. A team whose change fails does not stop the other teams; the
+    summary says what failed, and the exit code is 1.
     """
     import os
 
     from shipyard.engine.local import start_services
+    from shipyard.sdk.errors import ChangesFailed
 
     session: Session = ctx.obj
-    console = _console()
-    ctx.invoke(validate)  # click fills each command's own defaults
-    with console.status("starting local services") as progress:
+    steps = _Steps(_console())
+    with steps.run("validate", "validating specs and policies"):
+        ctx.invoke(validate)  # click fills each command's own defaults
+    with steps.run("services", "starting local services") as progress:
         running = start_services(
             session.registry, session.root, lambda s: progress.update(f"starting {s.name}: {s.description}")
         )
@@ -456,10 +462,109 @@ def up(ctx: click.Context) -> None:
         os.environ.update(service.service.exports(service.process.url))  # how the planes find it
         verb = "started" if service.started_now else "running"
         click.echo(f"{service.service.name}: {verb} at {service.process.url}")
-    ctx.invoke(seed)
-    ctx.invoke(apply, target="local")
-    click.echo("")
-    ctx.invoke(status)
+    with steps.run("seed", "writing synthetic data where a team has none"):
+        ctx.invoke(seed)
+    failed: dict[str, str] = {}
+    with steps.run("apply", "planning every plane") as progress:
+        try:
+            _apply_local(session, progress)
+        except ChangesFailed as error:
+            failed = error.failed | dict.fromkeys(error.skipped, "not tried: an earlier change of its team failed")
+    with steps.run("smoke", "sending each model a smoke request"):
+        smoked = _smoke_all(session)
+    _summary(session, running, smoked, failed, steps)
+    if failed or not all(result.ok for result in smoked):
+        raise click.exceptions.Exit(EXIT_USER)
+
+
+def _age(moment: str | None) -> str:
+    """``2026-11-25 00:00 UTC (3 h ago)``: how fresh the features a model read were."""
+    if moment is None:
+        return "-"
+    from datetime import UTC, datetime
+
+    at = datetime.fromisoformat(moment)
+    hours = (datetime.now(UTC) - at).total_seconds() / 3600
+    return f"{at:%Y-%m-%d %H:%M} UTC ({hours:.0f} h ago)"
+
+
+class _Steps:
+    """``up``'s steps, each under a spinner, timed for the summary (and the benchmark that reads it)."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+        self.seconds: dict[str, float] = {}
+
+    def run(self, name: str, doing: str) -> Any:
+        import contextlib
+        import time
+
+        @contextlib.contextmanager
+        def step() -> Any:
+            started = time.perf_counter()
+            try:
+                with self.console.status(doing) as progress:
+                    yield progress
+            finally:
+                self.seconds[name] = time.perf_counter() - started
+            self.console.print(f"[green]✓[/] {name} ({self.seconds[name]:.1f} s)")
+
+        return step()
+
+
+def _apply_local(session: Session, progress: Any) -> None:
+    """Plan and apply the local target through the engine, one line per change."""
+    from shipyard.core.render.common import SYMBOL
+    from shipyard.engine.apply import apply as run_apply
+    from shipyard.engine.targets import parse_target
+
+    def started(change: Any) -> None:
+        click.echo(f"  {SYMBOL[change.action]} {change.action.value:<7} {change.key}")
+        progress.update(f"{change.action.value} {change.key}")
+
+    report = run_apply(session.registry, session.root, parse_target("local"), on_change=started)
+    click.echo(f"Applied {len(report.applied)} changes to local (plan {report.plan.hash[:12]}).")
+
+
+def _smoke_all(session: Session) -> list[Any]:
+    from shipyard.core.repo import load_specs
+    from shipyard.planes.models.smoke import smoke
+
+    specs = load_specs(session.root, session.registry.kinds)
+    features: Any = session.registry.plane("features")
+    served = [s for s in specs.of_kind("ModelDeployment") if "local" in s.spec.serve]
+    return [smoke(session.root, specs, spec, features) for spec in served]
+
+
+def _summary(session: Session, running: Any, smoked: list[Any], failed: dict[str, str], steps: _Steps) -> None:
+    """What runs where, what each model answered, what failed and why."""
+    from rich.table import Table
+
+    console = _console()
+    console.print("\n[bold]Services[/]")
+    for service in running:
+        console.print(f"  {service.service.name:<10} {service.process.url}  ({service.service.description})")
+    if smoked:
+        console.print("\n[bold]Models[/]")
+        models = Table("deployment", "serving", "features as of", "prediction", box=None, pad_edge=False)
+        for result in smoked:
+            shown = "[red]failed[/]" if not result.ok else json.dumps(result.prediction)
+            version = f"v{result.version} @{result.alias}" if result.version else "-"
+            models.add_row(result.deployment, version, _age(result.features_as_of), shown)
+        console.print(models)
+        for result in smoked:
+            if result.url:
+                name = result.deployment.split("/", 1)[1]
+                v1, v2 = result.endpoints(name)
+                console.print(f"  {result.deployment}:  V1 POST {v1}\n  {' ' * len(result.deployment)}   V2 POST {v2}")
+    problems = dict(failed) | {r.deployment: f"smoke request: {r.error}" for r in smoked if not r.ok}
+    if problems:
+        console.print("\n[bold red]Failed[/]")
+        for what, why in problems.items():
+            console.print(f"  [red]✗[/] {what}: {why}")
+    timings = " · ".join(f"{name} {seconds:.1f} s" for name, seconds in steps.seconds.items())
+    console.print(f"\nsteps: {timings}")
+    console.print("`shipyard status` lists the processes; `shipyard down` stops them.")
 
 
 @cli.command()
@@ -588,6 +693,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _fail(error: Exception, verbose: bool, fmt: str | None) -> int:
     from shipyard.sdk.errors import ShipyardError, SpecError
+    from shipyard.sdk.extras import missing_dependency
+
+    if isinstance(error, ModuleNotFoundError):
+        error = missing_dependency(error) or error
 
     if isinstance(error, SpecError):
         _report(error.diagnostics, fmt if fmt in ("json", "github") else "text")

@@ -17,7 +17,15 @@ from shipyard.engine.journal import Journal
 from shipyard.engine.lock import TargetLock
 from shipyard.engine.registry import Registry
 from shipyard.engine.targets import TargetRef
-from shipyard.sdk.errors import ApplyError, PolicyViolation, StalePlanError, TransientError, UserError
+from shipyard.sdk.errors import (
+    ApplyError,
+    ChangesFailed,
+    PolicyViolation,
+    StalePlanError,
+    TransientError,
+    UserError,
+)
+from shipyard.sdk.extras import missing_dependency
 from shipyard.sdk.model import Change
 from shipyard.sdk.planes import Target
 
@@ -29,6 +37,17 @@ class ApplyReport:
     plan: Plan
     applied: list[str] = field(default_factory=list)
     resumed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+def team_of(key: str) -> str:
+    """The team a resource belongs to: keys are ``<plane>/<team>/...``.
+
+    A team's changes run in plane order (features, then pipelines, then models), so a
+    failure stops the rest of that team's changes; other teams go on.
+    """
+    return key.split("/", 2)[1] if key.count("/") >= 2 else key
 
 
 def owner_name() -> str:
@@ -53,6 +72,9 @@ def apply(
     A reviewed plan is refused when a fresh plan no longer matches it, except for
     changes this plan already finished (the journal says so): that is how a
     crashed apply resumes to the same end state without repeating anything.
+
+    A change that fails stops the later changes of its team only; the other teams' changes
+    are applied and verified, then ChangesFailed reports what failed (exit 1).
     """
     target = ref.resolve(root)
     if reviewed is not None and reviewed.target != ref.name:
@@ -72,20 +94,28 @@ def apply(
         finished = journal.done(plan.hash, unfinished_run=reviewed is None)
         _refuse_if_stale(plan, fresh.plan, finished)
         report = ApplyReport(plan)
+        stopped_teams: set[str] = set()
         for change in plan.pending:
             if change.key in finished:
                 report.resumed.append(change.key)
+                continue
+            if team_of(change.key) in stopped_teams:
+                report.skipped.append(change.key)
                 continue
             on_change(change)
             journal.record(plan.hash, "begin", change.key)
             try:
                 _apply_one(registry, change, target, sleep)
-            except ApplyError as error:
+            except (ApplyError, UserError) as error:
                 journal.record(plan.hash, "failed", change.key, str(error))
-                raise
+                report.failed[change.key] = str(error)
+                stopped_teams.add(team_of(change.key))
+                continue
             journal.record(plan.hash, "done", change.key)
             report.applied.append(change.key)
-        _verify(registry, root, ref, plan, checked)
+        _verify(registry, root, ref, report.applied, checked)
+        if report.failed:
+            raise ChangesFailed(report.failed, report.skipped)
         journal.record(plan.hash, "complete")
         return report
 
@@ -117,13 +147,20 @@ def _apply_one(registry: Registry, change: Change, target: Target, sleep: Callab
             sleep(delay)
         except UserError:
             raise
+        except ModuleNotFoundError as error:
+            missing = missing_dependency(error)
+            if missing is None:
+                raise ApplyError(f"{change.action} {change.key} failed: {error}") from error
+            raise missing from error
         except Exception as error:
             raise ApplyError(f"{change.action} {change.key} failed: {error}; run apply again to resume") from error
 
 
-def _verify(registry: Registry, root: Path, ref: TargetRef, plan: Plan, checked: planner.Validation) -> None:
-    """Observe again: every key the plan touched must now match the repo."""
-    touched = {c.key for c in plan.pending}
+def _verify(registry: Registry, root: Path, ref: TargetRef, applied: list[str], checked: planner.Validation) -> None:
+    """Observe again: every key this apply changed must now match the repo."""
+    touched = set(applied)
+    if not touched:
+        return
     # Only the diff matters here; the data checks already passed before anything was applied.
     after = planner.plan(registry, root, ref, validation=checked, check_data=False)
     leftover = [c.key for c in after.plan.pending if c.key in touched]

@@ -14,6 +14,7 @@ A minimal plugin module, registered under the ``shipyard.plugins`` entry point::
 
 from shipyard.sdk.errors import (
     ApplyError,
+    ChangesFailed,
     InternalError,
     LockHeld,
     PluginError,
@@ -54,6 +55,7 @@ __all__ = [
     "Action",
     "ApplyError",
     "Change",
+    "ChangesFailed",
     "DesiredContext",
     "Diagnostic",
     "FieldDiff",

@@ -74,6 +74,25 @@ class ApplyError(InternalError):
     pass
 
 
+class ChangesFailed(UserError):
+    """Some changes of an apply failed; the other teams' changes were still applied.
+
+    ``failed`` maps each failed key to why; ``skipped`` lists the keys not tried because an
+    earlier change of the same team failed.
+    """
+
+    def __init__(self, failed: dict[str, str], skipped: list[str]) -> None:
+        lines = [f"  {key}: {why}" for key, why in failed.items()]
+        if skipped:
+            lines.append(f"  not tried, after a failure in the same team: {', '.join(skipped)}")
+        super().__init__(
+            f"{len(failed)} change(s) failed:\n" + "\n".join(lines),
+            hint="fix the cause and run apply again to resume; the other teams' changes were applied",
+        )
+        self.failed = failed
+        self.skipped = skipped
+
+
 class TransientError(Exception):
     """Raised by a plane's applier for a failure worth retrying with backoff."""
 

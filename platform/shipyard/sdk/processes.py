@@ -178,9 +178,14 @@ def alive(process: Process) -> bool:
 
 
 def stop(process: Process, grace_s: float = 10.0) -> None:
-    """SIGTERM (a graceful shutdown), then SIGKILL after ``grace_s``; only if the process is ours."""
+    """SIGTERM (a graceful shutdown), then SIGKILL after ``grace_s``; only if the process is ours.
+
+    Every process we start leads its own process group (its session), so the signals go to
+    the group: helpers it started itself (MLflow's job consumers, say) stop with it.
+    """
     deadline = time.monotonic() + grace_s
-    if alive(process):
+    ours = alive(process)
+    if ours:
         # Once: a second SIGTERM makes uvicorn give up its graceful drain.
         _signal(process.pid, signal.SIGTERM)
     while alive(process):
@@ -188,6 +193,10 @@ def stop(process: Process, grace_s: float = 10.0) -> None:
             _signal(process.pid, signal.SIGKILL)
         _reap(process.pid)
         time.sleep(0.05)
+    if ours:
+        # The leader is gone; a helper that ignored SIGTERM would outlive it. The group's id
+        # is not reused while any member lives, so this reaches only what is left of ours.
+        _signal(process.pid, signal.SIGKILL)
     if process.record:
         Path(process.record).unlink(missing_ok=True)
 
@@ -228,8 +237,16 @@ def tail(log: str, lines: int = 15) -> str:
 
 
 def _signal(pid: int, sent: signal.Signals) -> None:
+    """Signal the process group ``pid`` leads (all of it), or just ``pid`` when it leads none."""
     with contextlib.suppress(ProcessLookupError):  # it may exit between the check and the signal
-        os.kill(pid, sent)
+        try:
+            leads = os.getpgid(pid) == pid
+        except ProcessLookupError:
+            leads = True  # the leader is gone: what is left of its group
+        if leads:
+            os.killpg(pid, sent)
+        else:
+            os.kill(pid, sent)
 
 
 def _reap(pid: int) -> None:

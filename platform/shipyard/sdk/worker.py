@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from shipyard.sdk.errors import InternalError, UserError
+from shipyard.sdk.extras import missing_dependency
 from shipyard.sdk.processes import TELEMETRY_OFF
 
 _LOG_TAIL = 4000
@@ -140,11 +141,22 @@ def serve(module_name: str) -> None:
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    tasks = importlib.import_module(module_name)
+    try:
+        tasks: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        tasks = error  # answered below, request by request, with the install command
     for line in sys.stdin:
         request = json.loads(line)
         try:
+            if isinstance(tasks, ModuleNotFoundError):
+                raise tasks
             result = {"ok": getattr(tasks, "task_" + request["method"])(**request["params"])}
+        except ModuleNotFoundError as error:
+            missing = missing_dependency(error)
+            if missing is None:
+                result = {"error": {"type": "internal", "message": repr(error), "traceback": traceback.format_exc()}}
+            else:
+                result = {"error": {"type": "user", "message": missing.message, "hint": missing.hint}}
         except UserError as error:
             result = {"error": {"type": "user", "message": error.message, "hint": error.hint}}
         except Exception as error:

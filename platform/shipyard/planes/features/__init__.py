@@ -201,6 +201,15 @@ class FeaturesPlane(Plane):
         elif change.desired is not None and kind == "Materialization":
             self._materialize(seen, team, change.desired, target)
 
+    def online(self, root: Path, specs: SpecSet, team: str, service: str, entity: dict[str, Any]) -> dict[str, Any]:
+        """One entity's features from the team's local online store, as a served model reads them.
+
+        ``{"features": {name: value or None}, "as_of": newest event time (ISO) or None}``.
+        """
+        config = repo_config(feature_store(specs, "local"), team, root)
+        found: dict[str, Any] = self.worker.call("online", config=config, service=service, entity=entity)
+        return found
+
     def _materialize(self, seen: _Seen, team: str, window: Resource, target: Target) -> None:
         view = window.body["featureView"]
         failures: list[Diagnostic] = []

@@ -11,7 +11,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -242,3 +242,28 @@ def task_check(path: str, expectations: list[dict[str, Any]], sample_rows: int |
         counted = checks.validate(frame, [expectations[i] for i in whole])
         failures += [dict(f, index=whole[f["index"]]) for f in counted]
     return {"missing": False, "rows": sample_rows, "failures": sorted(failures, key=lambda f: f["index"])}
+
+
+def task_online(config: dict[str, Any], service: str, entity: dict[str, Any]) -> dict[str, Any]:
+    """One entity's features from the online store: ``{"features": {...}, "as_of": newest event time or None}``.
+
+    A feature the store has no fresh value for (never materialized, or older than its
+    view's TTL) comes back as None; the caller decides what that means.
+    """
+    from feast.errors import FeastObjectNotFoundException
+
+    store = _store(config)
+    try:
+        feature_service = store.get_feature_service(service)
+    except FeastObjectNotFoundException as error:
+        raise UserError(
+            f"no FeatureService '{service}' in Feast project '{config['project']}'",
+            hint="name one the team's feature repo defines (spec.smoke.featureService)",
+        ) from error
+    found = store.get_online_features(features=feature_service, entity_rows=[entity]).to_dict(
+        include_event_timestamps=True
+    )
+    features = {k: v[0] for k, v in found.items() if not k.endswith("__ts") and k not in entity}
+    stamps = [v[0] for k, v in found.items() if k.endswith("__ts") and v[0] is not None]
+    as_of = max(stamps) if stamps else None
+    return {"features": features, "as_of": None if as_of is None else datetime.fromtimestamp(as_of, UTC).isoformat()}

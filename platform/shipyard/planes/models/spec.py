@@ -116,6 +116,20 @@ class Serve(SpecModel):
         return value
 
 
+class Smoke(SpecModel):
+    """The request ``shipyard up`` sends once the deployment serves: features by key, then a prediction."""
+
+    feature_service: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="The team's Feast FeatureService the model reads"
+    )
+    entity: dict[str, int | str] = Field(
+        min_length=1, description="The entity key to look up in the online store, e.g. {user_id: 1000}"
+    )
+    request: dict[str, int | float | str | bool] = Field(
+        default_factory=dict, description="What the caller sends beside the stored features, e.g. {amount: 42.5}"
+    )
+
+
 class ModelDeploymentSpec(SpecModel):
     registered_model: str = Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="The MLflow registered model to serve"
@@ -137,6 +151,9 @@ class ModelDeploymentSpec(SpecModel):
     autoscaling: Autoscaling = Field(default_factory=Autoscaling)
     canary: Canary | None = None
     gates: Gates = Field(default_factory=Gates)
+    smoke: Smoke | None = Field(
+        default=None, description="Without it, `shipyard up` sends the version's logged input example"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelDeploymentSpec:

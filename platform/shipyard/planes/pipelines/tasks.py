@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import inspect
+import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -159,14 +161,47 @@ def task_run(ir: str, arguments: dict[str, Any], pipeline_root: str) -> dict[str
         path = Path(scratch) / "pipeline.yaml"
         path.write_text(ir, encoding="utf-8")
         pipeline = components.load_component_from_file(str(path))
+    started = _log_size()
     try:
         task = pipeline(**arguments)
     except RuntimeError as error:
+        raised = _last_exception(started)
         raise UserError(
-            f"the pipeline run failed: {error}", hint="the task's log is printed above the error"
+            f"the pipeline run failed: {_ANSI.sub('', str(error))}" + (f" It raised {raised}" if raised else ""),
+            hint="run the task's function locally to debug it, then apply again",
         ) from error
     outputs = getattr(task, "outputs", {}) or {}
     return {"outputs": {name: _describe(value) for name, value in outputs.items()}}
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_RAISED = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)(?::.*)?)$")
+
+
+# The runner prints each task's output, tracebacks included, to this worker's log: its stderr,
+# a file (see shipyard.sdk.worker). Read back through /proc, as fd 2 itself is write-only.
+_LOG = "/proc/self/fd/2"
+
+
+def _log_size() -> int | None:
+    try:
+        return os.stat(_LOG).st_size if os.path.isfile(_LOG) else None
+    except OSError:
+        return None
+
+
+def _last_exception(start: int | None) -> str:
+    """The last ``SomeError: message`` line a task's traceback wrote to the log since ``start``."""
+    if start is None:
+        return ""
+    try:
+        with open(_LOG, "rb") as log:
+            log.seek(start)
+            text = log.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    found = [m.group(1).strip() for m in map(_RAISED.match, _ANSI.sub("", text).splitlines()) if m]
+    return found[-1] if found else ""
 
 
 def _describe(value: Any) -> Any:

@@ -32,6 +32,11 @@ def sample_request(tracking_uri: str, storage_uri: str, protocol: str, name: str
             f"model {name} logged neither a tabular input example nor a signature with column names",
             hint="log the model with input_example=... so the canary analysis can send it requests",
         )
+    return inference_request(example, protocol, name)
+
+
+def inference_request(example: Any, protocol: str, name: str) -> tuple[str, dict[str, Any]]:
+    """The path and JSON body that ask model ``name`` to score the rows of a DataFrame."""
     if protocol == "v1":
         return f"/v1/models/{name}:predict", {"instances": example.to_dict("records")}
     inputs = [

@@ -1,0 +1,109 @@
+"""The smoke request ``shipyard up`` sends each served model: its features from the online store, then a prediction.
+
+With ``spec.smoke``, the entity's features come from the team's Feast online store by key (as
+a serving-time caller would read them), the request fields are added, and the row goes to
+the deployment's router over HTTP. Without it, the version's logged input example is sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shipyard.planes.models.serving import probe
+from shipyard.planes.models.serving.local import LocalServing
+from shipyard.sdk import Spec, SpecSet, UserError
+from shipyard.sdk.planes import local_state_dir
+
+if TYPE_CHECKING:
+    from shipyard.planes.features import FeaturesPlane
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    """What one deployment answered, or why it could not."""
+
+    deployment: str
+    url: str | None = None
+    version: int | None = None
+    alias: str = ""
+    features_as_of: str | None = None
+    prediction: Any = None
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+    def endpoints(self, name: str) -> tuple[str, str]:
+        """The V1 and V2 inference URLs (KServe's paths) behind the deployment's router."""
+        return f"{self.url}/v1/models/{name}:predict", f"{self.url}/v2/models/{name}/infer"
+
+
+def smoke(root: Path, specs: SpecSet, spec: Spec, features: FeaturesPlane) -> SmokeResult:
+    """Send one request through the deployment's router; every failure is reported, not raised."""
+    assert spec.team is not None  # a ModelDeployment always names its team
+    label = f"{spec.team}/{spec.name}"
+    serving = LocalServing(local_state_dir(root), spec.team, spec.name)
+    server = serving.serving()
+    if server is None or serving.url is None:
+        return SmokeResult(label, error="not serving: no model version is running (see the apply output above)")
+    alias = spec.spec.serve["local"].alias
+    try:
+        row, as_of = _row(root, specs, spec, features)
+        path, body = probe.inference_request(_frame(row), spec.spec.protocol, spec.name)
+        prediction = _predict(serving.url + path, body)
+    except UserError as error:
+        return SmokeResult(label, serving.url, server.version, alias, error=error.message)
+    return SmokeResult(label, serving.url, server.version, alias, as_of, prediction)
+
+
+def _row(root: Path, specs: SpecSet, spec: Spec, features: FeaturesPlane) -> tuple[dict[str, Any], str | None]:
+    smoke_spec = spec.spec.smoke
+    if smoke_spec is None:
+        return _logged_example(root, specs, spec), None
+    assert spec.team is not None
+    found = features.online(root, specs, spec.team, smoke_spec.feature_service, dict(smoke_spec.entity))
+    missing = sorted(name for name, value in found["features"].items() if value is None)
+    if missing:
+        key = ", ".join(f"{k}={v}" for k, v in smoke_spec.entity.items())
+        raise UserError(
+            f"the online store has no fresh value of {', '.join(missing)} for {key}",
+            hint="materialize the features (shipyard apply) or pick an entity with recent data",
+        )
+    return found["features"] | dict(smoke_spec.request), found["as_of"]
+
+
+def _logged_example(root: Path, specs: SpecSet, spec: Spec) -> dict[str, Any]:
+    from shipyard.planes.models import local_registry
+
+    registry = local_registry(specs, root)
+    model = spec.spec.registered_model
+    version = registry.alias(model, spec.spec.serve["local"].alias)
+    if version is None:
+        raise UserError(f"{model} has no @{spec.spec.serve['local'].alias} version yet")
+    _, body = probe.sample_request(registry.uri, registry.storage_uri(model, version), "v1", spec.name)
+    row: dict[str, Any] = body["instances"][0]
+    return row
+
+
+def _frame(row: dict[str, Any]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame([row])
+
+
+def _predict(url: str, body: dict[str, Any]) -> Any:
+    import httpx
+
+    try:
+        answer = httpx.post(url, json=body, timeout=30)
+    except httpx.HTTPError as error:
+        raise UserError(f"no answer from {url}: {error}") from error
+    if answer.status_code != 200:
+        raise UserError(f"{url} answered {answer.status_code}: {answer.text[:300]}")
+    found = answer.json()
+    if "predictions" in found:  # V1
+        return found["predictions"][0]
+    return found["outputs"][0]["data"][0]  # V2: the first output tensor, first row
