@@ -102,15 +102,6 @@ def main() -> None:
         print("| example team `fraud`: step | wall time |\n|---|---|")
         for step, seconds in steps.items():
             print(f"| {step} | {seconds:.1f} s |")
-        fresh = example_repo(Path(scratch) / "up")
-        try:
-            ups = {"`shipyard up`, first (MLflow server, all planes, model server)": timed(fresh, "up")}
-            ups["`shipyard up`, again (nothing changed)"] = timed(fresh, "up")
-        finally:
-            timed(fresh, "down")
-        print("\n| local platform | wall time |\n|---|---|")
-        for step, seconds in ups.items():
-            print(f"| {step} | {seconds:.1f} s |")
         print("\n| synthetic repo | plan against base:HEAD (s) |\n|---|---|")
         for teams in (5, 50):
             repo = synthetic_repo(Path(scratch), teams, views=20, pipelines=5)
