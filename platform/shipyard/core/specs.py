@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
@@ -17,6 +17,7 @@ from shipyard.core.yamlsource import YamlDocument
 from shipyard.sdk.kinds import API_VERSION, NAME_PATTERN, Kind, Spec
 from shipyard.sdk.model import Diagnostic, FieldPath, dotted
 
+M = TypeVar("M", bound=BaseModel)
 _NAME_HINT = "lowercase letters, digits and '-', at most 63, starting and ending alphanumeric"
 
 
@@ -104,6 +105,17 @@ def validate_document(doc: YamlDocument, kinds: Mapping[str, Kind]) -> tuple[Spe
         lines=doc.lines,
     )
     return spec, []
+
+
+def model_diagnostics(doc: YamlDocument, prefix: FieldPath, model: type[M]) -> tuple[M | None, list[Diagnostic]]:
+    """``model`` validated from the value at ``prefix`` in ``doc``, or every problem at its line and column.
+
+    For YAML files that are not spec documents (a Pulumi stack's config, say).
+    """
+    try:
+        return model.model_validate(_at(doc.data, prefix)), []
+    except ValidationError as error:
+        return None, [_from_pydantic(doc, prefix, item, model) for item in error.errors()]
 
 
 def document_schema(kind: Kind) -> dict[str, Any]:

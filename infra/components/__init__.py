@@ -1,0 +1,1 @@
+"""The infra program's building blocks: one ``pulumi.ComponentResource`` per part of the architecture."""

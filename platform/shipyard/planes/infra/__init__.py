@@ -1,0 +1,198 @@
+"""Infra plane: the Pulumi program in ``infra/``, one stack per environment (``Pulumi.<stack>.yaml``).
+
+``desired`` runs the program under Pulumi's mocks, one process per stack (mocks are
+process-global), and turns every registered resource into a Resource keyed
+``infra/<stack>/<type>::<name>`` whose body is its inputs, parent and dependencies. So a pull
+request's plan (``--target base:<rev>``) shows exactly which cloud resources it adds, changes
+or removes, field by field, with no CLI and no credentials. Beside them it plans the money:
+``Cost`` per node pool at its maximum size and for the stack, and ``GpuBudget`` per team
+(its GPU quota as GPU-hours a month, priced, against its budget).
+
+The local target runs no cloud, so a live ``local`` plan has no infra. A base plan with no
+environment compares every stack. A cloud environment with a stack is observed through
+``pulumi preview`` (the Automation API), which needs the Pulumi CLI and credentials; without
+them the plan says so and stops.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from shipyard.planes.infra import prices
+from shipyard.planes.infra.stack import StackConfig, load_stack, stack_file, stacks
+from shipyard.sdk import (
+    Change,
+    DesiredContext,
+    Diagnostic,
+    Plane,
+    Resource,
+    Severity,
+    Target,
+    TargetUnavailable,
+    UserError,
+    hookimpl,
+)
+from shipyard.sdk.processes import TELEMETRY_OFF
+
+PLANE = "infra"
+
+
+def key(stack: str, kind: str, name: str) -> str:
+    return f"{PLANE}/{stack}/{kind}::{name}"
+
+
+class InfraPlane(Plane):
+    name = PLANE
+    order = 10
+
+    def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
+        chosen = _stacks_for(ctx)
+        configs = {stack: load_stack(ctx.root, stack) for stack in chosen}  # bad config: stop before running
+        graphs = evaluate_stacks(ctx.root, chosen)
+        for stack in chosen:
+            yield from graph_resources(stack, graphs[stack])
+            yield from cost_resources(ctx, stack, configs[stack])
+
+    def check(self, ctx: DesiredContext) -> Iterable[Diagnostic]:
+        for stack in _stacks_for(ctx):
+            config = load_stack(ctx.root, stack)
+            for budget in _team_budgets(ctx, config):
+                if budget.body["usdPerMonthAtQuota"] > budget.body["budgetUsd"]:
+                    yield Diagnostic.mismatch(
+                        "infra/gpu-budget",
+                        got=f"{budget.body['gpuQuota']} GPUs x 730 h = ${budget.body['usdPerMonthAtQuota']:,.0f}/month",
+                        expected=f"within the team's budget of ${budget.body['budgetUsd']:,.0f}/month ({stack})",
+                        hint="lower quota.gpu or raise budget.monthlyUsd in the team's spec",
+                        position=budget.source,
+                        severity=Severity.WARNING,
+                    )
+
+    def observe(self, target: Target) -> Iterable[Resource]:
+        if target.is_local or not stack_file(target.root, target.name).exists():
+            return []
+        from shipyard.planes.infra.preview import preview
+
+        return preview(target.root, target.name)
+
+    def apply(self, change: Change, target: Target) -> None:
+        raise UserError(
+            f"infra changes are applied by Pulumi, not by shipyard apply ({change.key})",
+            hint=f"pulumi up --stack {target.name} (see infra/README.md); CI runs it on merge",
+        )
+
+
+def _stacks_for(ctx: DesiredContext) -> list[str]:
+    known = stacks(ctx.root)
+    if ctx.environment in known:
+        return [ctx.environment]
+    if ctx.environment == "local" and not ctx.live:
+        return known  # a pull request's plan: every stack it may change
+    return []
+
+
+def evaluate_stacks(root: Path, chosen: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each stack's resource graph under mocks, the stacks in parallel processes."""
+    running = {
+        stack: subprocess.Popen(
+            [sys.executable, "-m", "shipyard.planes.infra.evaluate", str(root), stack],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        for stack in chosen
+    }
+    graphs = {}
+    for stack, process in running.items():
+        out, err = process.communicate()
+        try:
+            answer = json.loads(out)
+        except ValueError:
+            answer = {"error": f"the program stopped without an answer:\n{err[-3000:]}"}
+        if "error" in answer:
+            raise UserError(
+                f"the infra program failed for stack '{stack}' under mocks: {answer['error']}",
+                hint=f"run it alone: python -m shipyard.planes.infra.evaluate . {stack}",
+            )
+        graphs[stack] = answer["resources"]
+    return graphs
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return os.environ | TELEMETRY_OFF | {"PULUMI_SKIP_UPDATE_CHECK": "true"}
+
+
+def _short(urn: str) -> str:
+    """``type::name`` of a URN: how a parent or a dependency reads in a plan."""
+    qualified, _, name = urn.rpartition("::")
+    return f"{qualified.rsplit('$', 1)[-1]}::{name}"
+
+
+def graph_resources(stack: str, registered: list[dict[str, Any]]) -> Iterator[Resource]:
+    for item in registered:
+        body: dict[str, Any] = {"inputs": item["inputs"]}
+        parent = _short(item["parent"]) if item["parent"] else ""
+        if parent and not parent.startswith("pulumi:pulumi:Stack"):
+            body["parent"] = parent
+        if item["dependencies"]:
+            body["dependsOn"] = [_short(d) for d in item["dependencies"]]
+        yield Resource(PLANE, item["type"], key(stack, item["type"], item["name"]), body)
+
+
+def cost_resources(ctx: DesiredContext, stack: str, config: StackConfig) -> Iterator[Resource]:
+    """The money a stack can spend: each pool at max size, the stack's total, each team's GPU quota."""
+    source = stack_file(ctx.root, stack).name
+    total, gpus = 0.0, 0
+    for pool in config.node_pools:
+        nodes = pool.max if pool.max is not None else pool.min
+        monthly = prices.monthly_at_max(pool.instance_types, pool.capacity, nodes)
+        total += monthly
+        gpus += pool.gpus_per_node * nodes
+        body = {
+            "instanceTypes": pool.instance_types,
+            "capacity": pool.capacity,
+            "maxNodes": nodes,
+            "gpusAtMax": pool.gpus_per_node * nodes,
+            "monthlyUsdAtMax": monthly,
+        }
+        yield Resource(PLANE, "Cost", key(stack, "Cost", f"node-pool/{pool.name}"), body, None)
+    summary = {
+        "monthlyUsdAtMax": round(total, 2),
+        "gpusAtMax": gpus,
+        "gpuCeiling": config.gpu_ceiling,
+        "prices": f"{prices.TABLE['region']} {prices.TABLE['date']}",
+        "file": source,
+    }
+    yield Resource(PLANE, "Cost", key(stack, "Cost", "node-pools"), summary)
+    yield from _team_budgets(ctx, config, stack)
+
+
+def _team_budgets(ctx: DesiredContext, config: StackConfig, stack: str | None = None) -> list[Resource]:
+    """Each team's GPU quota as GPU-hours a month, priced at the stack's dearest GPU pool, beside its budget."""
+    per_gpu_hour = max(
+        (prices.gpu_hour_price(p.instance_types, p.capacity) for p in config.gpu_pools), default=0.0
+    )
+    found = []
+    for team in ctx.specs.of_kind("Team"):
+        hours = team.spec.quota.gpu * prices.HOURS_PER_MONTH
+        body = {
+            "gpuQuota": team.spec.quota.gpu,
+            "gpuHoursPerMonth": hours,
+            "usdPerMonthAtQuota": round(hours * per_gpu_hour, 2),
+            "budgetUsd": team.spec.budget.monthly_usd,
+        }
+        where = team.position("spec", "quota", "gpu")
+        found.append(Resource(PLANE, "GpuBudget", key(stack or config.environment, "GpuBudget", team.name), body, where))
+    return found
+
+
+@hookimpl
+def shipyard_planes() -> list[Plane]:
+    return [InfraPlane()]
