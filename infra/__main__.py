@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
-
 from components.addons import Addons, AddonsArgs
 from components.cluster import Cluster, ClusterArgs
 from components.common import tags
@@ -17,6 +16,7 @@ from components.network import Network, NetworkArgs
 from components.nodepools import NodePools, NodePoolsArgs
 from components.storage import Storage, StorageArgs
 from components.tenancy import Tenancy, TenancyArgs
+
 from shipyard.planes.infra.stack import StackConfig, teams
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,35 +26,69 @@ env, cost_center = config.environment, config.cost_center
 name = f"shipyard-{env}"
 
 key = aws.kms.Key(
-    name, description=f"Shipyard {env}: EKS secrets, S3, EBS, logs, RDS", enable_key_rotation=True,
-    deletion_window_in_days=30, tags=tags(env, cost_center),
-)  # fmt: skip
+    name,
+    description=f"Shipyard {env}: EKS secrets, S3, EBS, logs, RDS",
+    enable_key_rotation=True,
+    deletion_window_in_days=30,
+    tags=tags(env, cost_center),
+)
 aws.kms.Alias(name, name=f"alias/{name}", target_key_id=key.key_id)
 
 network = Network(
     "network",
-    NetworkArgs(name, region, config.network.cidr, config.network.azs, config.network.nat == "perAz", env, cost_center, key.arn),
-)  # fmt: skip
+    NetworkArgs(
+        name, region, config.network.cidr, config.network.azs, config.network.nat == "perAz", env, cost_center, key.arn
+    ),
+)
 cluster = Cluster(
     "cluster",
-    ClusterArgs(name, config.cluster.kubernetes_version, network.private_subnet_ids,
-                config.cluster.public_access_cidrs, key.arn, env, cost_center),
-)  # fmt: skip
+    ClusterArgs(
+        name,
+        config.cluster.kubernetes_version,
+        network.private_subnet_ids,
+        config.cluster.public_access_cidrs,
+        key.arn,
+        env,
+        cost_center,
+    ),
+)
 NodePools(
     "node-pools",
-    NodePoolsArgs(cluster.name, cluster.node_role_arn, network.private_subnet_ids, config.node_pools, key.arn, env, cost_center),
-)  # fmt: skip
+    NodePoolsArgs(
+        cluster.name, cluster.node_role_arn, network.private_subnet_ids, config.node_pools, key.arn, env, cost_center
+    ),
+)
 storage = Storage(
     "storage",
-    StorageArgs(name, config.buckets, key.arn, env, cost_center, config.efs, config.fsx_lustre_gib,
-                network.private_subnet_ids, network.vpc_id, config.network.cidr),
-)  # fmt: skip
+    StorageArgs(
+        name,
+        config.buckets,
+        key.arn,
+        env,
+        cost_center,
+        config.efs,
+        config.fsx_lustre_gib,
+        network.private_subnet_ids,
+        network.vpc_id,
+        config.network.cidr,
+    ),
+)
 iam = Iam("iam", IamArgs(cluster, storage.bucket_arns, config.repository, env, cost_center))
 addons = Addons(
     "addons",
-    AddonsArgs(cluster.kubeconfig, config.addons, iam.service_roles, storage.buckets, network.vpc_id,
-               config.network.cidr, network.private_subnet_ids, key.arn, env, cost_center),
-)  # fmt: skip
+    AddonsArgs(
+        cluster.kubeconfig,
+        config.addons,
+        iam.service_roles,
+        storage.buckets,
+        network.vpc_id,
+        config.network.cidr,
+        network.private_subnet_ids,
+        key.arn,
+        env,
+        cost_center,
+    ),
+)
 tenancy = Tenancy("tenancy", TenancyArgs(teams(ROOT), addons.provider, cluster, storage.bucket_arns, env))
 
 pulumi.export("cluster_name", cluster.name)

@@ -52,34 +52,55 @@ class Addons(pulumi.ComponentResource):
         values: dict[str, dict[str, Any]] = {
             "nvidia-device-plugin": {"tolerations": [GPU_TAINT | {"effect": "NoSchedule"}]},
             "cert-manager": {"crds": {"enabled": True}},
-            "kserve": {"kserve": {"controller": {"deploymentMode": "Serverless"}},
-                       "serviceAccount": {"annotations": {irsa: args.service_roles["kserve"]}}},
-            "kubeflow-pipelines": {"serviceAccount": {"annotations": {irsa: args.service_roles["kfp"]}},
-                                   "objectStore": {"bucket": args.buckets["datasets"], "secure": True}},
+            "kserve": {
+                "kserve": {"controller": {"deploymentMode": "Serverless"}},
+                "serviceAccount": {"annotations": {irsa: args.service_roles["kserve"]}},
+            },
+            "kubeflow-pipelines": {
+                "serviceAccount": {"annotations": {irsa: args.service_roles["kfp"]}},
+                "objectStore": {"bucket": args.buckets["datasets"], "secure": True},
+            },
             "mlflow": {
                 "serviceAccount": {"annotations": {irsa: args.service_roles["mlflow"]}},
-                "backendStore": {"databaseMigration": True, "postgres": {
-                    "enabled": True, "host": database.address, "port": 5432, "database": "mlflow",
-                    "existingSecret": "mlflow-database",  # synced from the RDS-managed secret; never in git or state
-                }},
+                "backendStore": {
+                    "databaseMigration": True,
+                    "postgres": {
+                        "enabled": True,
+                        "host": database.address,
+                        "port": 5432,
+                        "database": "mlflow",
+                        # synced from the RDS-managed secret: never in git or in the state
+                        "existingSecret": "mlflow-database",
+                    },
+                },
                 "artifactRoot": {"s3": {"enabled": True, "bucket": args.buckets["mlflow"], "path": "artifacts"}},
             },
             "feast-feature-server": {"serviceAccount": {"annotations": {irsa: args.service_roles["feast"]}}},
-        }  # fmt: skip
+        }
         chart_versions = {
-            "nvidia-device-plugin": versions.nvidia_device_plugin, "cert-manager": versions.cert_manager,
-            "kserve": versions.kserve, "kubeflow-pipelines": versions.kubeflow_pipelines,
-            "mlflow": versions.mlflow, "feast-feature-server": versions.feast_feature_server,
-        }  # fmt: skip
+            "nvidia-device-plugin": versions.nvidia_device_plugin,
+            "cert-manager": versions.cert_manager,
+            "kserve": versions.kserve,
+            "kubeflow-pipelines": versions.kubeflow_pipelines,
+            "mlflow": versions.mlflow,
+            "feast-feature-server": versions.feast_feature_server,
+        }
         releases: dict[str, k8s.helm.v3.Release] = {}
         for addon, (chart, repository, namespace) in CHARTS.items():
             after = [releases["cert-manager"]] if addon == "kserve" else []  # KServe's webhooks need certificates
             releases[addon] = k8s.helm.v3.Release(
-                f"{name}-{addon}", name=addon, chart=chart, version=chart_versions[addon], namespace=namespace,
-                create_namespace=True, atomic=True, timeout=900,
+                f"{name}-{addon}",
+                name=addon,
+                chart=chart,
+                version=chart_versions[addon],
+                namespace=namespace,
+                create_namespace=True,
+                atomic=True,
+                timeout=900,
                 repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repository) if repository else None,
-                values=values[addon], opts=child(self, provider=self.provider, depends_on=after),
-            )  # fmt: skip
+                values=values[addon],
+                opts=child(self, provider=self.provider, depends_on=after),
+            )
         self.mlflow_database = database.address
         self.register_outputs({"mlflow_database": self.mlflow_database})
 
@@ -87,20 +108,39 @@ class Addons(pulumi.ComponentResource):
         """PostgreSQL for MLflow's backend store: private, encrypted, password kept by RDS in Secrets Manager."""
         subnets = aws.rds.SubnetGroup(f"{name}-mlflow", subnet_ids=args.subnet_ids, tags=tagged, opts=child(self))
         access = aws.ec2.SecurityGroup(
-            f"{name}-mlflow-db", vpc_id=args.vpc_id, description="PostgreSQL from inside the VPC only",
-            ingress=[aws.ec2.SecurityGroupIngressArgs(protocol="tcp", from_port=5432, to_port=5432, cidr_blocks=[args.vpc_cidr])],
-            tags=tagged, opts=child(self),
-        )  # fmt: skip
+            f"{name}-mlflow-db",
+            vpc_id=args.vpc_id,
+            description="PostgreSQL from inside the VPC only",
+            ingress=[
+                aws.ec2.SecurityGroupIngressArgs(
+                    protocol="tcp", from_port=5432, to_port=5432, cidr_blocks=[args.vpc_cidr]
+                )
+            ],
+            tags=tagged,
+            opts=child(self),
+        )
         prod = args.env == "prod"
         return aws.rds.Instance(
-            f"{name}-mlflow", engine="postgres", engine_version="16", db_name="mlflow", username="mlflow",
+            f"{name}-mlflow",
+            engine="postgres",
+            engine_version="16",
+            db_name="mlflow",
+            username="mlflow",
             instance_class="db.m7g.large" if prod else "db.t4g.medium",
-            allocated_storage=100 if prod else 20, storage_type="gp3",
-            storage_encrypted=True, kms_key_id=args.kms_key_arn,
+            allocated_storage=100 if prod else 20,
+            storage_type="gp3",
+            storage_encrypted=True,
+            kms_key_id=args.kms_key_arn,
             manage_master_user_password=True,  # RDS generates and rotates it in Secrets Manager
-            iam_database_authentication_enabled=True, publicly_accessible=False,
-            db_subnet_group_name=subnets.name, vpc_security_group_ids=[access.id],
-            multi_az=prod, backup_retention_period=14 if prod else 3, deletion_protection=prod,
-            skip_final_snapshot=not prod, final_snapshot_identifier=f"{name}-mlflow-final" if prod else None,
-            tags=tagged, opts=child(self),
-        )  # fmt: skip
+            iam_database_authentication_enabled=True,
+            publicly_accessible=False,
+            db_subnet_group_name=subnets.name,
+            vpc_security_group_ids=[access.id],
+            multi_az=prod,
+            backup_retention_period=14 if prod else 3,
+            deletion_protection=prod,
+            skip_final_snapshot=not prod,
+            final_snapshot_identifier=f"{name}-mlflow-final" if prod else None,
+            tags=tagged,
+            opts=child(self),
+        )

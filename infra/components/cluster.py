@@ -33,21 +33,33 @@ class Cluster(pulumi.ComponentResource):
         super().__init__("shipyard:infra:Cluster", name, None, opts)
         tagged = tags(args.env, args.cost_center)
         role = aws.iam.Role(
-            f"{name}-control-plane", tags=tagged, opts=child(self),
-            assume_role_policy=policy([{
-                "Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"],
-                "Principal": {"Service": "eks.amazonaws.com"},
-            }]),
-        )  # fmt: skip
+            f"{name}-control-plane",
+            tags=tagged,
+            opts=child(self),
+            assume_role_policy=policy(
+                [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["sts:AssumeRole", "sts:TagSession"],
+                        "Principal": {"Service": "eks.amazonaws.com"},
+                    }
+                ]
+            ),
+        )
         aws.iam.RolePolicyAttachment(
-            f"{name}-control-plane", role=role.name,
-            policy_arn="arn:aws:iam::aws:policy/AmazonEKSClusterPolicy", opts=child(self),
-        )  # fmt: skip
+            f"{name}-control-plane",
+            role=role.name,
+            policy_arn="arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",
+            opts=child(self),
+        )
         logs = aws.cloudwatch.LogGroup(
             f"{name}-control-plane",
             name=f"/aws/eks/{args.name}/cluster",  # the group EKS writes to; created first to set retention and KMS
-            retention_in_days=90, kms_key_id=args.kms_key_arn, tags=tagged, opts=child(self),
-        )  # fmt: skip
+            retention_in_days=90,
+            kms_key_id=args.kms_key_arn,
+            tags=tagged,
+            opts=child(self),
+        )
         public = bool(args.public_access_cidrs)
         cluster = aws.eks.Cluster(
             name,
@@ -78,29 +90,45 @@ class Cluster(pulumi.ComponentResource):
         self.oidc_issuer = issuer_url.apply(lambda url: url.removeprefix("https://"))
 
         nodes = aws.iam.Role(
-            f"{name}-nodes", tags=tagged, opts=child(self),
-            assume_role_policy=policy([{
-                "Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "ec2.amazonaws.com"},
-            }]),
-        )  # fmt: skip
+            f"{name}-nodes",
+            tags=tagged,
+            opts=child(self),
+            assume_role_policy=policy(
+                [
+                    {
+                        "Effect": "Allow",
+                        "Action": "sts:AssumeRole",
+                        "Principal": {"Service": "ec2.amazonaws.com"},
+                    }
+                ]
+            ),
+        )
         for managed in ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly", "AmazonEKS_CNI_Policy"):
             aws.iam.RolePolicyAttachment(
-                f"{name}-nodes-{managed}", role=nodes.name,
-                policy_arn=f"arn:aws:iam::aws:policy/{managed}", opts=child(self),
-            )  # fmt: skip
+                f"{name}-nodes-{managed}",
+                role=nodes.name,
+                policy_arn=f"arn:aws:iam::aws:policy/{managed}",
+                opts=child(self),
+            )
         self.node_role_arn = nodes.arn
 
         ebs_csi = self.service_role(
-            f"{name}-ebs-csi", "kube-system", "ebs-csi-controller-sa",
-            managed=("arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy",), tagged=tagged,
-        )  # fmt: skip
+            f"{name}-ebs-csi",
+            "kube-system",
+            "ebs-csi-controller-sa",
+            managed=("arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy",),
+            tagged=tagged,
+        )
         for addon in MANAGED_ADDONS:
             aws.eks.Addon(
-                f"{name}-{addon}", cluster_name=cluster.name, addon_name=addon,
+                f"{name}-{addon}",
+                cluster_name=cluster.name,
+                addon_name=addon,
                 resolve_conflicts_on_update="OVERWRITE",
                 service_account_role_arn=ebs_csi.arn if addon == "aws-ebs-csi-driver" else None,
-                tags=tagged, opts=child(self),
-            )  # fmt: skip
+                tags=tagged,
+                opts=child(self),
+            )
 
         self.name = cluster.name
         self.endpoint = cluster.endpoint
@@ -113,19 +141,34 @@ class Cluster(pulumi.ComponentResource):
         )
 
     def service_role(
-        self, name: str, namespace: str, account: str, *, tagged: dict[str, str],
-        managed: tuple[str, ...] = (), inline: pulumi.Input[str] | None = None, parent: pulumi.Resource | None = None,
-    ) -> aws.iam.Role:  # fmt: skip
+        self,
+        name: str,
+        namespace: str,
+        account: str,
+        *,
+        tagged: dict[str, str],
+        managed: tuple[str, ...] = (),
+        inline: pulumi.Input[str] | None = None,
+        parent: pulumi.Resource | None = None,
+    ) -> aws.iam.Role:
         """An IRSA role only ``namespace/account`` on this cluster can assume (sub and aud pinned)."""
-        trust = policy([{
-            "Effect": "Allow",
-            "Action": "sts:AssumeRoleWithWebIdentity",
-            "Principal": {"Federated": self.oidc_provider_arn},
-            "Condition": {"StringEquals": self.oidc_issuer.apply(lambda issuer: {
-                f"{issuer}:sub": f"system:serviceaccount:{namespace}:{account}",
-                f"{issuer}:aud": "sts.amazonaws.com",
-            })},
-        }])  # fmt: skip
+        trust = policy(
+            [
+                {
+                    "Effect": "Allow",
+                    "Action": "sts:AssumeRoleWithWebIdentity",
+                    "Principal": {"Federated": self.oidc_provider_arn},
+                    "Condition": {
+                        "StringEquals": self.oidc_issuer.apply(
+                            lambda issuer: {
+                                f"{issuer}:sub": f"system:serviceaccount:{namespace}:{account}",
+                                f"{issuer}:aud": "sts.amazonaws.com",
+                            }
+                        )
+                    },
+                }
+            ]
+        )
         role = aws.iam.Role(name, assume_role_policy=trust, tags=tagged, opts=child(parent or self))
         for arn in managed:
             aws.iam.RolePolicyAttachment(name, role=role.name, policy_arn=arn, opts=child(role))
@@ -136,12 +179,24 @@ class Cluster(pulumi.ComponentResource):
 
 def _kubeconfig(name: str, endpoint: str, ca: str) -> str:
     """A kubeconfig that gets tokens from `aws eks get-token`: no long-lived credentials in the state."""
-    return json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": name,
-        "clusters": [{"name": name, "cluster": {"server": endpoint, "certificate-authority-data": ca}}],
-        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
-        "users": [{"name": name, "user": {"exec": {
-            "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "aws",
-            "args": ["eks", "get-token", "--cluster-name", name],
-        }}}],
-    })  # fmt: skip
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": name,
+            "clusters": [{"name": name, "cluster": {"server": endpoint, "certificate-authority-data": ca}}],
+            "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+            "users": [
+                {
+                    "name": name,
+                    "user": {
+                        "exec": {
+                            "apiVersion": "client.authentication.k8s.io/v1beta1",
+                            "command": "aws",
+                            "args": ["eks", "get-token", "--cluster-name", name],
+                        }
+                    },
+                }
+            ],
+        }
+    )

@@ -48,22 +48,28 @@ class NodePools(pulumi.ComponentResource):
                     aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
                         device_name="/dev/xvda",
                         ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                            volume_size=pool.disk_gib, volume_type="gp3", encrypted="true",
-                            kms_key_id=args.kms_key_arn, delete_on_termination="true",
+                            volume_size=pool.disk_gib,
+                            volume_type="gp3",
+                            encrypted="true",
+                            kms_key_id=args.kms_key_arn,
+                            delete_on_termination="true",
                         ),
                     )
                 ],
                 network_interfaces=[aws.ec2.LaunchTemplateNetworkInterfaceArgs(interface_type="efa", device_index=0)]
-                if pool.efa else None,
+                if pool.efa
+                else None,
                 capacity_reservation_specification=aws.ec2.LaunchTemplateCapacityReservationSpecificationArgs(
                     capacity_reservation_target=aws.ec2.LaunchTemplateCapacityReservationSpecificationCapacityReservationTargetArgs(
                         capacity_reservation_id=pool.capacity_reservation_id
                     )
-                ) if pool.capacity_reservation_id else None,
+                )
+                if pool.capacity_reservation_id
+                else None,
                 tag_specifications=[aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type="instance", tags=tagged)],
                 tags=tagged,
                 opts=child(self),
-            )  # fmt: skip
+            )
             labels = {POOL_LABEL: pool.name, **pool.labels}
             accelerator = accelerator_of(pool.instance_types[0])
             if pool.is_gpu and accelerator:
@@ -86,14 +92,16 @@ class NodePools(pulumi.ComponentResource):
                 labels=labels,
                 taints=[
                     aws.eks.NodeGroupTaintArgs(key=GPU_TAINT["key"], value=GPU_TAINT["value"], effect="NO_SCHEDULE")
-                ] if pool.is_gpu else None,
+                ]
+                if pool.is_gpu
+                else None,
                 launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
                     id=template.id, version=template.latest_version.apply(str)
                 ),
                 tags=tagged,
                 # The autoscaler moves desired_size; Pulumi must not move it back on every run.
                 opts=child(self, ignore_changes=["scalingConfig.desiredSize"]),
-            )  # fmt: skip
+            )
             groups[pool.name] = group.node_group_name
         self.node_groups = groups
         self.register_outputs({"node_groups": groups})

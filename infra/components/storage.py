@@ -41,78 +41,130 @@ class Storage(pulumi.ComponentResource):
             )
             within = child(bucket)
             aws.s3.BucketOwnershipControls(
-                key, bucket=bucket.id, opts=within,
+                key,
+                bucket=bucket.id,
+                opts=within,
                 rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),  # no ACLs
-            )  # fmt: skip
+            )
             aws.s3.BucketPublicAccessBlock(
-                key, bucket=bucket.id, block_public_acls=True, block_public_policy=True,
-                ignore_public_acls=True, restrict_public_buckets=True, opts=within,
-            )  # fmt: skip
+                key,
+                bucket=bucket.id,
+                block_public_acls=True,
+                block_public_policy=True,
+                ignore_public_acls=True,
+                restrict_public_buckets=True,
+                opts=within,
+            )
             aws.s3.BucketServerSideEncryptionConfiguration(
-                key, bucket=bucket.id, opts=within,
-                rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                        sse_algorithm="aws:kms", kms_master_key_id=args.kms_key_arn,
-                    ),
-                    bucket_key_enabled=True,  # one KMS call per bucket key, not per object: far fewer KMS requests
-                )],
-            )  # fmt: skip
+                key,
+                bucket=bucket.id,
+                opts=within,
+                rules=[
+                    aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                        apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                            sse_algorithm="aws:kms",
+                            kms_master_key_id=args.kms_key_arn,
+                        ),
+                        bucket_key_enabled=True,  # one KMS call per bucket key, not per object: far fewer KMS requests
+                    )
+                ],
+            )
             aws.s3.BucketVersioning(
-                key, bucket=bucket.id, opts=within,
+                key,
+                bucket=bucket.id,
+                opts=within,
                 versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
-            )  # fmt: skip
-            rules = [aws.s3.BucketLifecycleConfigurationRuleArgs(
-                id="expire-old-versions", status="Enabled",
-                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                    noncurrent_days=spec.noncurrent_days
-                ),
-                abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
-                    days_after_initiation=7
-                ),
-            )]  # fmt: skip
+            )
+            rules = [
+                aws.s3.BucketLifecycleConfigurationRuleArgs(
+                    id="expire-old-versions",
+                    status="Enabled",
+                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                    noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                        noncurrent_days=spec.noncurrent_days
+                    ),
+                    abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                        days_after_initiation=7
+                    ),
+                )
+            ]
             if spec.archive_days:
-                rules.append(aws.s3.BucketLifecycleConfigurationRuleArgs(
-                    id="archive", status="Enabled", filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                    transitions=[aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(
-                        days=spec.archive_days, storage_class="GLACIER_IR"
-                    )],
-                ))  # fmt: skip
+                rules.append(
+                    aws.s3.BucketLifecycleConfigurationRuleArgs(
+                        id="archive",
+                        status="Enabled",
+                        filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                        transitions=[
+                            aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(
+                                days=spec.archive_days, storage_class="GLACIER_IR"
+                            )
+                        ],
+                    )
+                )
             aws.s3.BucketLifecycleConfiguration(key, bucket=bucket.id, rules=rules, opts=within)
             aws.s3.BucketPolicy(
-                key, bucket=bucket.id, opts=within,
-                policy=policy([{
-                    "Sid": "TLSOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-                    "Resource": [bucket.arn, bucket.arn.apply(lambda arn: f"{arn}/*")],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                }]),
-            )  # fmt: skip
+                key,
+                bucket=bucket.id,
+                opts=within,
+                policy=policy(
+                    [
+                        {
+                            "Sid": "TLSOnly",
+                            "Effect": "Deny",
+                            "Principal": "*",
+                            "Action": "s3:*",
+                            "Resource": [bucket.arn, bucket.arn.apply(lambda arn: f"{arn}/*")],
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                        }
+                    ]
+                ),
+            )
             self.buckets[spec.purpose] = bucket.id
             self.bucket_arns[spec.purpose] = bucket.arn
 
         if args.efs or args.fsx_lustre_gib:
-            assert args.subnet_ids and args.vpc_id is not None
+            assert args.subnet_ids
+            assert args.vpc_id is not None
             nfs = aws.ec2.SecurityGroup(
-                f"{name}-shared-fs", vpc_id=args.vpc_id, description="NFS and Lustre from inside the VPC only",
+                f"{name}-shared-fs",
+                vpc_id=args.vpc_id,
+                description="NFS and Lustre from inside the VPC only",
                 ingress=[
-                    aws.ec2.SecurityGroupIngressArgs(protocol="tcp", from_port=2049, to_port=2049, cidr_blocks=[args.vpc_cidr]),
-                    aws.ec2.SecurityGroupIngressArgs(protocol="tcp", from_port=988, to_port=1023, cidr_blocks=[args.vpc_cidr]),
+                    aws.ec2.SecurityGroupIngressArgs(
+                        protocol="tcp", from_port=2049, to_port=2049, cidr_blocks=[args.vpc_cidr]
+                    ),
+                    aws.ec2.SecurityGroupIngressArgs(
+                        protocol="tcp", from_port=988, to_port=1023, cidr_blocks=[args.vpc_cidr]
+                    ),
                 ],
-                tags=tagged, opts=child(self),
-            )  # fmt: skip
+                tags=tagged,
+                opts=child(self),
+            )
             if args.efs:
                 efs = aws.efs.FileSystem(
-                    f"{name}-training-data", encrypted=True, kms_key_id=args.kms_key_arn,
-                    throughput_mode="elastic", tags=tagged, opts=child(self),
-                )  # fmt: skip
+                    f"{name}-training-data",
+                    encrypted=True,
+                    kms_key_id=args.kms_key_arn,
+                    throughput_mode="elastic",
+                    tags=tagged,
+                    opts=child(self),
+                )
                 for index, subnet in enumerate(args.subnet_ids):
                     aws.efs.MountTarget(
-                        f"{name}-training-data-{index}", file_system_id=efs.id, subnet_id=subnet,
-                        security_groups=[nfs.id], opts=child(efs),
-                    )  # fmt: skip
+                        f"{name}-training-data-{index}",
+                        file_system_id=efs.id,
+                        subnet_id=subnet,
+                        security_groups=[nfs.id],
+                        opts=child(efs),
+                    )
             if args.fsx_lustre_gib:
                 aws.fsx.LustreFileSystem(
-                    f"{name}-scratch", storage_capacity=args.fsx_lustre_gib, deployment_type="SCRATCH_2",
-                    subnet_ids=[args.subnet_ids[0]], security_group_ids=[nfs.id], tags=tagged, opts=child(self),
-                )  # fmt: skip
+                    f"{name}-scratch",
+                    storage_capacity=args.fsx_lustre_gib,
+                    deployment_type="SCRATCH_2",
+                    subnet_ids=[args.subnet_ids[0]],
+                    security_group_ids=[nfs.id],
+                    tags=tagged,
+                    opts=child(self),
+                )
         self.register_outputs({"buckets": self.buckets})

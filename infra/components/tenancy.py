@@ -55,13 +55,18 @@ class Tenancy(pulumi.ComponentResource):
                     metadata=manifest["metadata"],
                     **{_snake(k): v for k, v in manifest.items() if k not in ("apiVersion", "kind", "metadata")},
                     opts=child(self, provider=args.provider, depends_on=[namespace] if namespace else []),
-                )  # fmt: skip
+                )
                 namespace = namespace or made  # everything else waits for the namespace
-            grants = {purpose: (f"teams/{team.name}/", True) for purpose in TEAM_PREFIXES if purpose in args.bucket_arns}
+            grants = {
+                purpose: (f"teams/{team.name}/", True) for purpose in TEAM_PREFIXES if purpose in args.bucket_arns
+            }
             role = args.cluster.service_role(
-                f"{name}-{team.name}", namespace_of(team), "workloads",
+                f"{name}-{team.name}",
+                namespace_of(team),
+                "workloads",
                 tagged=tags(args.env, team.spec.cost_center, team=team.name),
-                inline=bucket_access(args.bucket_arns, grants), parent=self,
-            )  # fmt: skip
+                inline=bucket_access(args.bucket_arns, grants),
+                parent=self,
+            )
             self.team_roles[team.name] = role.arn
         self.register_outputs({"team_roles": self.team_roles})

@@ -33,7 +33,6 @@ from shipyard.sdk import (
     Resource,
     Severity,
     Target,
-    TargetUnavailable,
     UserError,
     hookimpl,
 )
@@ -176,9 +175,7 @@ def cost_resources(ctx: DesiredContext, stack: str, config: StackConfig) -> Iter
 
 def _team_budgets(ctx: DesiredContext, config: StackConfig, stack: str | None = None) -> list[Resource]:
     """Each team's GPU quota as GPU-hours a month, priced at the stack's dearest GPU pool, beside its budget."""
-    per_gpu_hour = max(
-        (prices.gpu_hour_price(p.instance_types, p.capacity) for p in config.gpu_pools), default=0.0
-    )
+    per_gpu_hour = max((prices.gpu_hour_price(p.instance_types, p.capacity) for p in config.gpu_pools), default=0.0)
     found = []
     for team in ctx.specs.of_kind("Team"):
         hours = team.spec.quota.gpu * prices.HOURS_PER_MONTH
@@ -189,7 +186,9 @@ def _team_budgets(ctx: DesiredContext, config: StackConfig, stack: str | None = 
             "budgetUsd": team.spec.budget.monthly_usd,
         }
         where = team.position("spec", "quota", "gpu")
-        found.append(Resource(PLANE, "GpuBudget", key(stack or config.environment, "GpuBudget", team.name), body, where))
+        found.append(
+            Resource(PLANE, "GpuBudget", key(stack or config.environment, "GpuBudget", team.name), body, where)
+        )
     return found
 
 

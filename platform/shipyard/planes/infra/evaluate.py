@@ -18,6 +18,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import mocks
 from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
 
 from shipyard.planes.infra.stack import CONFIG_KEY, load_stack, stack_file
 
@@ -53,7 +54,7 @@ class _Recorder(mocks.MockMonitor):
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
         from google.protobuf import json_format
 
-        answer = super().RegisterResource(request)
+        answer = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
             self.registered.append(
                 {
@@ -79,7 +80,11 @@ def evaluate(root: Path, stack: str) -> list[dict[str, Any]]:
     assert config.environment  # loaded above only to fail early and clearly
     program = root / "infra" / "__main__.py"
     sys.path.insert(0, str(program.parent))  # as the Pulumi runtime does for `main: infra/`
-    mocks._sync_await(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
+
+    def run() -> None:
+        runpy.run_path(str(program), run_name="__main__")
+
+    _sync_await(run_pulumi_func(run))  # what Pulumi's own @pulumi.runtime.test does
     return recorder.registered
 
 

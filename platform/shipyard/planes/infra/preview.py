@@ -14,7 +14,7 @@ from shipyard.sdk import Resource, TargetUnavailable
 
 
 def preview(root: Path, stack: str) -> list[Resource]:
-    """The stack's resources as Pulumi would leave them after ``pulumi up``: its current state plus the preview's steps."""
+    """The stack's resources as deployed: its state, read through the Automation API (``pulumi stack export``)."""
     if shutil.which("pulumi") is None:
         raise TargetUnavailable(
             f"reading stack '{stack}' needs the Pulumi CLI, which is not installed here",

@@ -123,6 +123,7 @@ class StackConfig(SpecModel):
         if value is not None and value != 1200 and value % 2400:
             raise ValueError(f"FSx for Lustre (SCRATCH_2) comes in 1200 GiB or multiples of 2400 GiB, not {value}")
         return value
+
     addons: Addons = Field(default_factory=Addons)
 
     @property
@@ -179,10 +180,15 @@ def _consistency(doc: YamlDocument, config: StackConfig) -> list[Diagnostic]:
         position = doc.position(full)
         found.append(
             Diagnostic.mismatch(
-                "infra/node-pool", got=got, expected=expected, hint=hint, position=position,
-                key_path=".".join(str(p) for p in path), snippet=doc.snippet(position),
+                "infra/node-pool",
+                got=got,
+                expected=expected,
+                hint=hint,
+                position=position,
+                key_path=".".join(str(p) for p in path),
+                snippet=doc.snippet(position),
             )
-        )  # fmt: skip
+        )
 
     names = [p.name for p in config.node_pools]
     for index, pool in enumerate(config.node_pools):
@@ -192,15 +198,17 @@ def _consistency(doc: YamlDocument, config: StackConfig) -> list[Diagnostic]:
         for i, instance in enumerate(pool.instance_types):
             if instance not in PRICES:
                 problem(
-                    (*at, "instanceTypes", i), f"'{instance}'", "an instance type in the price table",
+                    (*at, "instanceTypes", i),
+                    f"'{instance}'",
+                    "an instance type in the price table",
                     "add it with its prices to platform/shipyard/planes/infra/prices.json, or pick a listed one",
-                )  # fmt: skip
+                )
         if pool.is_gpu and pool.max is None:
             problem(at, "a GPU pool without max", "max: N", "every GPU pool needs a ceiling: add max")
         if pool.max is not None and pool.min > pool.max:
             problem((*at, "min"), f"min {pool.min} > max {pool.max}", "min <= max", "lower min or raise max")
         desired = pool.desired if pool.desired is not None else pool.min
-        if pool.max is not None and not pool.min <= desired <= pool.max:
+        if pool.max is not None and pool.min <= pool.max and not pool.min <= desired <= pool.max:
             problem((*at, "desired"), f"desired {desired}", f"between min {pool.min} and max {pool.max}", "")
         if pool.is_gpu and "NVIDIA" not in pool.ami:
             problem((*at, "ami"), f"'{pool.ami}'", "an NVIDIA AMI for GPU instances", "AL2023_x86_64_NVIDIA")
@@ -209,9 +217,11 @@ def _consistency(doc: YamlDocument, config: StackConfig) -> list[Diagnostic]:
     total = sum(p.gpus_per_node * (p.max or 0) for p in config.gpu_pools)
     if total > config.gpu_ceiling:
         problem(
-            ("gpuCeiling",), f"GPU pools reaching {total} GPUs at max size", f"at most {config.gpu_ceiling}",
+            ("gpuCeiling",),
+            f"GPU pools reaching {total} GPUs at max size",
+            f"at most {config.gpu_ceiling}",
             "lower a pool's max, or raise gpuCeiling in review with whoever owns the budget",
-        )  # fmt: skip
+        )
     if not any(not p.is_gpu for p in config.node_pools):
         problem(("nodePools",), "only GPU pools", "a CPU system pool too", "add a pool for CoreDNS and add-ons")
     return found
