@@ -82,6 +82,7 @@ def test_shipyard_plugins_json(shipyard: Callable[..., Result], repo: Path) -> N
     rows = json.loads(shipyard("plugins", "--format", "json", repo=repo).out)
     assert {r["name"]: r["distribution"] for r in rows} == {
         "features": "shipyard",
+        "infra": "shipyard",
         "pipelines": "shipyard",
         "models": "shipyard",
         "tenancy": "shipyard",
