@@ -22,8 +22,8 @@ up: install ## the whole platform locally: MLflow, features, training, promotion
 test: install lint typecheck pytest ## every check CI runs
 
 lint: install
-	$(RUN) ruff check platform tests
-	$(RUN) ruff format --check platform tests
+	$(RUN) ruff check platform tests infra
+	$(RUN) ruff format --check platform tests infra
 	$(RUN) shipyard schema --check
 
 typecheck: install
