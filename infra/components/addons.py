@@ -10,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.common import child, tags
+from components.common import child, tags, vpc_only_group
 from shipyard.planes.infra.stack import Addons as Versions
 from shipyard.sdk.kubernetes import GPU_TAINT
 
@@ -107,15 +107,12 @@ class Addons(pulumi.ComponentResource):
     def _mlflow_database(self, name: str, args: AddonsArgs, tagged: dict[str, str]) -> aws.rds.Instance:
         """PostgreSQL for MLflow's backend store: private, encrypted, password kept by RDS in Secrets Manager."""
         subnets = aws.rds.SubnetGroup(f"{name}-mlflow", subnet_ids=args.subnet_ids, tags=tagged, opts=child(self))
-        access = aws.ec2.SecurityGroup(
+        access = vpc_only_group(
             f"{name}-mlflow-db",
-            vpc_id=args.vpc_id,
-            description="PostgreSQL from inside the VPC only",
-            ingress=[
-                aws.ec2.SecurityGroupIngressArgs(
-                    protocol="tcp", from_port=5432, to_port=5432, cidr_blocks=[args.vpc_cidr]
-                )
-            ],
+            args.vpc_id,
+            args.vpc_cidr,
+            "PostgreSQL from inside the VPC only",
+            [(5432, 5432)],
             tags=tagged,
             opts=child(self),
         )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.common import child, policy, tags
+from components.common import child, policy, service_trust, tags
 
 LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 MANAGED_ADDONS = ["vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver"]
@@ -36,15 +36,7 @@ class Cluster(pulumi.ComponentResource):
             f"{name}-control-plane",
             tags=tagged,
             opts=child(self),
-            assume_role_policy=policy(
-                [
-                    {
-                        "Effect": "Allow",
-                        "Action": ["sts:AssumeRole", "sts:TagSession"],
-                        "Principal": {"Service": "eks.amazonaws.com"},
-                    }
-                ]
-            ),
+            assume_role_policy=service_trust("eks.amazonaws.com", "sts:AssumeRole", "sts:TagSession"),
         )
         aws.iam.RolePolicyAttachment(
             f"{name}-control-plane",
@@ -93,15 +85,7 @@ class Cluster(pulumi.ComponentResource):
             f"{name}-nodes",
             tags=tagged,
             opts=child(self),
-            assume_role_policy=policy(
-                [
-                    {
-                        "Effect": "Allow",
-                        "Action": "sts:AssumeRole",
-                        "Principal": {"Service": "ec2.amazonaws.com"},
-                    }
-                ]
-            ),
+            assume_role_policy=service_trust("ec2.amazonaws.com"),
         )
         for managed in ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly", "AmazonEKS_CNI_Policy"):
             aws.iam.RolePolicyAttachment(

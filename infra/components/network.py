@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.common import child, policy, tags
+from components.common import child, policy, service_trust, tags, vpc_only_group
 
 
 @dataclass(frozen=True)
@@ -101,13 +101,12 @@ class Network(pulumi.ComponentResource):
             tags=tagged,
             opts=child(self),
         )
-        endpoints = aws.ec2.SecurityGroup(
+        endpoints = vpc_only_group(
             f"{name}-endpoints",
-            vpc_id=vpc.id,
-            description="HTTPS from inside the VPC to interface endpoints",
-            ingress=[
-                aws.ec2.SecurityGroupIngressArgs(protocol="tcp", from_port=443, to_port=443, cidr_blocks=[args.cidr])
-            ],
+            vpc.id,
+            args.cidr,
+            "HTTPS from inside the VPC to interface endpoints",
+            [(443, 443)],
             tags=tagged,
             opts=child(self),
         )
@@ -129,15 +128,7 @@ class Network(pulumi.ComponentResource):
         )
         writer = aws.iam.Role(
             f"{name}-flow-logs",
-            assume_role_policy=policy(
-                [
-                    {
-                        "Effect": "Allow",
-                        "Action": "sts:AssumeRole",
-                        "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
-                    }
-                ]
-            ),
+            assume_role_policy=service_trust("vpc-flow-logs.amazonaws.com"),
             tags=tagged,
             opts=child(self),
         )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.common import child, policy, tags
+from components.common import child, policy, tags, vpc_only_group
 from shipyard.planes.infra.stack import Bucket
 
 
@@ -125,18 +125,12 @@ class Storage(pulumi.ComponentResource):
         if args.efs or args.fsx_lustre_gib:
             assert args.subnet_ids
             assert args.vpc_id is not None
-            nfs = aws.ec2.SecurityGroup(
+            nfs = vpc_only_group(
                 f"{name}-shared-fs",
-                vpc_id=args.vpc_id,
-                description="NFS and Lustre from inside the VPC only",
-                ingress=[
-                    aws.ec2.SecurityGroupIngressArgs(
-                        protocol="tcp", from_port=2049, to_port=2049, cidr_blocks=[args.vpc_cidr]
-                    ),
-                    aws.ec2.SecurityGroupIngressArgs(
-                        protocol="tcp", from_port=988, to_port=1023, cidr_blocks=[args.vpc_cidr]
-                    ),
-                ],
+                args.vpc_id,
+                args.vpc_cidr,
+                "NFS and Lustre from inside the VPC only",
+                [(2049, 2049), (988, 1023)],
                 tags=tagged,
                 opts=child(self),
             )

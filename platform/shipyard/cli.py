@@ -6,9 +6,11 @@ Exit codes: 0 ok · 1 user error · 2 changes present (plan --detailed-exitcode)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -472,7 +474,7 @@ def up(ctx: click.Context) -> None:
             failed = error.failed | dict.fromkeys(error.skipped, "not tried: an earlier change of its team failed")
     with steps.run("smoke", "sending each model a smoke request"):
         smoked = _smoke_all(session)
-    _summary(session, running, smoked, failed, steps)
+    _summary(running, smoked, failed, steps)
     if failed or not all(result.ok for result in smoked):
         raise click.exceptions.Exit(EXIT_USER)
 
@@ -495,21 +497,15 @@ class _Steps:
         self.console = console
         self.seconds: dict[str, float] = {}
 
-    def run(self, name: str, doing: str) -> Any:
-        import contextlib
-        import time
-
-        @contextlib.contextmanager
-        def step() -> Any:
-            started = time.perf_counter()
-            try:
-                with self.console.status(doing) as progress:
-                    yield progress
-            finally:
-                self.seconds[name] = time.perf_counter() - started
-            self.console.print(f"[green]✓[/] {name} ({self.seconds[name]:.1f} s)")
-
-        return step()
+    @contextlib.contextmanager
+    def run(self, name: str, doing: str) -> Iterator[Any]:
+        started = time.perf_counter()
+        try:
+            with self.console.status(doing) as progress:
+                yield progress
+        finally:
+            self.seconds[name] = time.perf_counter() - started
+        self.console.print(f"[green]✓[/] {name} ({self.seconds[name]:.1f} s)")
 
 
 def _apply_local(session: Session, progress: Any) -> None:
@@ -536,7 +532,7 @@ def _smoke_all(session: Session) -> list[Any]:
     return [smoke(session.root, specs, spec, features) for spec in served]
 
 
-def _summary(session: Session, running: Any, smoked: list[Any], failed: dict[str, str], steps: _Steps) -> None:
+def _summary(running: Any, smoked: list[Any], failed: dict[str, str], steps: _Steps) -> None:
     """What runs where, what each model answered, what failed and why."""
     from rich.table import Table
 
@@ -554,8 +550,7 @@ def _summary(session: Session, running: Any, smoked: list[Any], failed: dict[str
         console.print(models)
         for result in smoked:
             if result.url:
-                name = result.deployment.split("/", 1)[1]
-                v1, v2 = result.endpoints(name)
+                v1, v2 = result.endpoints
                 console.print(f"  {result.deployment}:  V1 POST {v1}\n  {' ' * len(result.deployment)}   V2 POST {v2}")
     problems = dict(failed) | {r.deployment: f"smoke request: {r.error}" for r in smoked if not r.ok}
     if problems:

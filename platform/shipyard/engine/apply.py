@@ -42,7 +42,7 @@ class ApplyReport:
 
 
 def team_of(key: str) -> str:
-    """The team a resource belongs to: keys are ``<plane>/<team>/...``.
+    """The team a resource belongs to: keys are ``<plane>/<team>/...`` (for infra, the stack stands there).
 
     A team's changes run in plane order (features, then pipelines, then models), so a
     failure stops the rest of that team's changes; other teams go on.
@@ -147,12 +147,9 @@ def _apply_one(registry: Registry, change: Change, target: Target, sleep: Callab
             sleep(delay)
         except UserError:
             raise
-        except ModuleNotFoundError as error:
-            missing = missing_dependency(error)
-            if missing is None:
-                raise ApplyError(f"{change.action} {change.key} failed: {error}") from error
-            raise missing from error
         except Exception as error:
+            if isinstance(error, ModuleNotFoundError) and (missing := missing_dependency(error)):
+                raise missing from error
             raise ApplyError(f"{change.action} {change.key} failed: {error}; run apply again to resume") from error
 
 

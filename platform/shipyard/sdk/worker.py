@@ -148,15 +148,15 @@ def serve(module_name: str) -> None:
     for line in sys.stdin:
         request = json.loads(line)
         try:
-            if isinstance(tasks, ModuleNotFoundError):
-                raise tasks
-            result = {"ok": getattr(tasks, "task_" + request["method"])(**request["params"])}
-        except ModuleNotFoundError as error:
-            missing = missing_dependency(error)
-            if missing is None:
-                result = {"error": {"type": "internal", "message": repr(error), "traceback": traceback.format_exc()}}
-            else:
-                result = {"error": {"type": "user", "message": missing.message, "hint": missing.hint}}
+            try:
+                if isinstance(tasks, ModuleNotFoundError):
+                    raise tasks
+                result = {"ok": getattr(tasks, "task_" + request["method"])(**request["params"])}
+            except ModuleNotFoundError as error:
+                missing = missing_dependency(error)  # one of our extras: say how to install it
+                if missing is None:
+                    raise
+                raise missing from error
         except UserError as error:
             result = {"error": {"type": "user", "message": error.message, "hint": error.hint}}
         except Exception as error:

@@ -54,13 +54,13 @@ class InfraPlane(Plane):
         configs = {stack: load_stack(ctx.root, stack) for stack in chosen}  # bad config: stop before running
         graphs = evaluate_stacks(ctx.root, chosen)
         for stack in chosen:
-            yield from graph_resources(stack, graphs[stack])
+            yield from (resource_of(stack, item) for item in graphs[stack])
             yield from cost_resources(ctx, stack, configs[stack])
 
     def check(self, ctx: DesiredContext) -> Iterable[Diagnostic]:
         for stack in _stacks_for(ctx):
             config = load_stack(ctx.root, stack)
-            for budget in _team_budgets(ctx, config):
+            for budget in _team_budgets(ctx, config, stack):
                 if budget.body["usdPerMonthAtQuota"] > budget.body["budgetUsd"]:
                     yield Diagnostic.mismatch(
                         "infra/gpu-budget",
@@ -128,21 +128,21 @@ def _env() -> dict[str, str]:
     return os.environ | TELEMETRY_OFF | {"PULUMI_SKIP_UPDATE_CHECK": "true"}
 
 
-def _short(urn: str) -> str:
+def short_name(urn: str) -> str:
     """``type::name`` of a URN: how a parent or a dependency reads in a plan."""
     qualified, _, name = urn.rpartition("::")
     return f"{qualified.rsplit('$', 1)[-1]}::{name}"
 
 
-def graph_resources(stack: str, registered: list[dict[str, Any]]) -> Iterator[Resource]:
-    for item in registered:
-        body: dict[str, Any] = {"inputs": item["inputs"]}
-        parent = _short(item["parent"]) if item["parent"] else ""
-        if parent and not parent.startswith("pulumi:pulumi:Stack"):
-            body["parent"] = parent
-        if item["dependencies"]:
-            body["dependsOn"] = [_short(d) for d in item["dependencies"]]
-        yield Resource(PLANE, item["type"], key(stack, item["type"], item["name"]), body)
+def resource_of(stack: str, item: dict[str, Any]) -> Resource:
+    """One Pulumi resource (a mock registration, or an entry of a stack's state: the same fields) as a Resource."""
+    body: dict[str, Any] = {"inputs": item.get("inputs", {})}
+    parent = short_name(item["parent"]) if item.get("parent") else ""
+    if parent and not parent.startswith("pulumi:pulumi:Stack"):
+        body["parent"] = parent
+    if item.get("dependencies"):
+        body["dependsOn"] = [short_name(d) for d in item["dependencies"]]
+    return Resource(PLANE, item["type"], key(stack, item["type"], item["urn"].rpartition("::")[2]), body)
 
 
 def cost_resources(ctx: DesiredContext, stack: str, config: StackConfig) -> Iterator[Resource]:
@@ -173,7 +173,7 @@ def cost_resources(ctx: DesiredContext, stack: str, config: StackConfig) -> Iter
     yield from _team_budgets(ctx, config, stack)
 
 
-def _team_budgets(ctx: DesiredContext, config: StackConfig, stack: str | None = None) -> list[Resource]:
+def _team_budgets(ctx: DesiredContext, config: StackConfig, stack: str) -> list[Resource]:
     """Each team's GPU quota as GPU-hours a month, priced at the stack's dearest GPU pool, beside its budget."""
     per_gpu_hour = max((prices.gpu_hour_price(p.instance_types, p.capacity) for p in config.gpu_pools), default=0.0)
     found = []
@@ -186,9 +186,7 @@ def _team_budgets(ctx: DesiredContext, config: StackConfig, stack: str | None = 
             "budgetUsd": team.spec.budget.monthly_usd,
         }
         where = team.position("spec", "quota", "gpu")
-        found.append(
-            Resource(PLANE, "GpuBudget", key(stack or config.environment, "GpuBudget", team.name), body, where)
-        )
+        found.append(Resource(PLANE, "GpuBudget", key(stack, "GpuBudget", team.name), body, where))
     return found
 
 

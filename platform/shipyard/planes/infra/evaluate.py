@@ -20,7 +20,7 @@ from pulumi.runtime import mocks
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from shipyard.planes.infra.stack import CONFIG_KEY, load_stack, stack_file
+from shipyard.planes.infra.stack import load_stack, stack_file
 
 PROJECT = "shipyard"
 
@@ -72,12 +72,11 @@ class _Recorder(mocks.MockMonitor):
 
 def evaluate(root: Path, stack: str) -> list[dict[str, Any]]:
     """Every resource the stack's program registers, in registration order."""
-    config = load_stack(root, stack)  # a bad config stops here, with its line
+    load_stack(root, stack)  # a bad config stops here, with its line, before the program runs
     recorder = _Recorder(_Mocks())
     pulumi.runtime.set_mocks(_Mocks(), project=PROJECT, stack=stack, preview=False, monitor=recorder)
     raw = _raw_config(root, stack)
     pulumi.runtime.set_all_config({key: v if isinstance(v, str) else json.dumps(v) for key, v in raw.items()})
-    assert config.environment  # loaded above only to fail early and clearly
     program = root / "infra" / "__main__.py"
     sys.path.insert(0, str(program.parent))  # as the Pulumi runtime does for `main: infra/`
 
@@ -92,8 +91,7 @@ def _raw_config(root: Path, stack: str) -> dict[str, Any]:
     import yaml
 
     data = yaml.safe_load(stack_file(root, stack).read_text(encoding="utf-8"))
-    found: dict[str, Any] = data.get("config", {})
-    assert CONFIG_KEY in found
+    found: dict[str, Any] = data["config"]  # load_stack checked it is there
     return found
 
 

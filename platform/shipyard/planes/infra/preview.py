@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
 
+from shipyard.planes.infra import resource_of
 from shipyard.sdk import Resource, TargetUnavailable
 
 
@@ -31,16 +31,4 @@ def preview(root: Path, stack: str) -> list[Resource]:
             f"pulumi could not open stack '{stack}': {str(error).strip().splitlines()[-1]}",
             hint="check `pulumi login` and the cloud credentials (AWS_PROFILE or the CI role)",
         ) from error
-    return [_resource(stack, item) for item in state.get("resources", []) if item.get("type") != "pulumi:pulumi:Stack"]
-
-
-def _resource(stack: str, item: dict[str, Any]) -> Resource:
-    from shipyard.planes.infra import PLANE, _short, key
-
-    body: dict[str, Any] = {"inputs": item.get("inputs", {})}
-    if item.get("parent") and "pulumi:pulumi:Stack" not in item["parent"]:
-        body["parent"] = _short(item["parent"])
-    if item.get("dependencies"):
-        body["dependsOn"] = [_short(d) for d in item["dependencies"]]
-    name = item["urn"].rpartition("::")[2]
-    return Resource(PLANE, item["type"], key(stack, item["type"], name), body)
+    return [resource_of(stack, item) for item in state.get("resources", []) if item["type"] != "pulumi:pulumi:Stack"]

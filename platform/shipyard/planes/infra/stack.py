@@ -16,7 +16,7 @@ from pydantic import Field, field_validator
 from shipyard.core.specs import model_diagnostics
 from shipyard.core.yamlsource import YamlDocument, read_yaml
 from shipyard.planes.infra.prices import PRICES, gpus_of
-from shipyard.sdk import Diagnostic, Spec, SpecError, SpecModel
+from shipyard.sdk import Diagnostic, SourcePosition, Spec, SpecError, SpecModel
 
 CONFIG_KEY = "shipyard:platform"
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,38}$")]
@@ -160,8 +160,6 @@ def load_stack(root: Path, stack: str) -> StackConfig:
 
 
 def _missing(file: str, doc: YamlDocument | None) -> Diagnostic:
-    from shipyard.sdk import SourcePosition
-
     return Diagnostic.mismatch(
         "infra/missing-config",
         got="no config",

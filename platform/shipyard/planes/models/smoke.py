@@ -36,8 +36,10 @@ class SmokeResult:
     def ok(self) -> bool:
         return not self.error
 
-    def endpoints(self, name: str) -> tuple[str, str]:
+    @property
+    def endpoints(self) -> tuple[str, str]:
         """The V1 and V2 inference URLs (KServe's paths) behind the deployment's router."""
+        name = self.deployment.split("/", 1)[1]
         return f"{self.url}/v1/models/{name}:predict", f"{self.url}/v2/models/{name}/infer"
 
 
@@ -51,15 +53,18 @@ def smoke(root: Path, specs: SpecSet, spec: Spec, features: FeaturesPlane) -> Sm
         return SmokeResult(label, error="not serving: no model version is running (see the apply output above)")
     alias = spec.spec.serve["local"].alias
     try:
-        row, as_of = _row(root, specs, spec, features)
-        path, body = probe.inference_request(_frame(row), spec.spec.protocol, spec.name)
+        rows, as_of = _rows(root, specs, spec, features)
+        path, body = probe.inference_request(rows, spec.spec.protocol, spec.name)
         prediction = _predict(serving.url + path, body)
     except UserError as error:
         return SmokeResult(label, serving.url, server.version, alias, error=error.message)
     return SmokeResult(label, serving.url, server.version, alias, as_of, prediction)
 
 
-def _row(root: Path, specs: SpecSet, spec: Spec, features: FeaturesPlane) -> tuple[dict[str, Any], str | None]:
+def _rows(root: Path, specs: SpecSet, spec: Spec, features: FeaturesPlane) -> tuple[Any, str | None]:
+    """The DataFrame to score, and the event time of the stored features it holds (None without the store)."""
+    import pandas as pd
+
     smoke_spec = spec.spec.smoke
     if smoke_spec is None:
         return _logged_example(root, specs, spec), None
@@ -72,10 +77,10 @@ def _row(root: Path, specs: SpecSet, spec: Spec, features: FeaturesPlane) -> tup
             f"the online store has no fresh value of {', '.join(missing)} for {key}",
             hint="materialize the features (shipyard apply) or pick an entity with recent data",
         )
-    return found["features"] | dict(smoke_spec.request), found["as_of"]
+    return pd.DataFrame([found["features"] | dict(smoke_spec.request)]), found["as_of"]
 
 
-def _logged_example(root: Path, specs: SpecSet, spec: Spec) -> dict[str, Any]:
+def _logged_example(root: Path, specs: SpecSet, spec: Spec) -> Any:
     from shipyard.planes.models import local_registry
 
     registry = local_registry(specs, root)
@@ -83,15 +88,7 @@ def _logged_example(root: Path, specs: SpecSet, spec: Spec) -> dict[str, Any]:
     version = registry.alias(model, spec.spec.serve["local"].alias)
     if version is None:
         raise UserError(f"{model} has no @{spec.spec.serve['local'].alias} version yet")
-    _, body = probe.sample_request(registry.uri, registry.storage_uri(model, version), "v1", spec.name)
-    row: dict[str, Any] = body["instances"][0]
-    return row
-
-
-def _frame(row: dict[str, Any]) -> Any:
-    import pandas as pd
-
-    return pd.DataFrame([row])
+    return probe.logged_example(registry.uri, registry.storage_uri(model, version), spec.name)
 
 
 def _predict(url: str, body: dict[str, Any]) -> Any:

@@ -13,6 +13,11 @@ V2_TYPES = {"f": "FP64", "i": "INT64", "u": "UINT64", "b": "BOOL", "O": "BYTES"}
 
 def sample_request(tracking_uri: str, storage_uri: str, protocol: str, name: str) -> tuple[str, dict[str, Any]]:
     """The path and JSON body of one inference request built from what the model version logged."""
+    return inference_request(logged_example(tracking_uri, storage_uri, name), protocol, name)
+
+
+def logged_example(tracking_uri: str, storage_uri: str, name: str) -> Any:
+    """The version's logged input example as a DataFrame (else one row of zeros shaped by its signature)."""
     import mlflow.artifacts
     import pandas as pd
     from mlflow.models import Model
@@ -32,7 +37,7 @@ def sample_request(tracking_uri: str, storage_uri: str, protocol: str, name: str
             f"model {name} logged neither a tabular input example nor a signature with column names",
             hint="log the model with input_example=... so the canary analysis can send it requests",
         )
-    return inference_request(example, protocol, name)
+    return example
 
 
 def inference_request(example: Any, protocol: str, name: str) -> tuple[str, dict[str, Any]]:
