@@ -1,8 +1,10 @@
 """The infra plane: every stack's Pulumi program under mocks (what matters asserted, the graph against a golden
-file), bad stack config at its line, a PR's plan with the cost delta, and a clear refusal without the Pulumi CLI."""
+file), bad stack config at its line, a PR's plan with the cost delta, a deployed stack planned from a preview's
+steps, and a clear refusal without the Pulumi CLI."""
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from collections.abc import Callable
@@ -10,11 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pulumi.automation import EngineEvent
 
 from conftest import REPO_ROOT, Result, commit, edit, example_repo
-from shipyard.planes.infra import evaluate_stacks
+from shipyard.engine import planner
+from shipyard.engine.registry import Registry
+from shipyard.engine.targets import parse_target
+from shipyard.planes.infra import evaluate_stacks, preview
 from shipyard.planes.infra.stack import load_stack, stacks
-from shipyard.sdk import SpecError
+from shipyard.sdk import Action, SpecError
 from test_render import golden
 
 STACKS = ("dev", "prod", "staging")
@@ -183,14 +189,15 @@ def test_each_team_gets_a_restricted_namespace_and_a_gpu_quota(graphs: dict[str,
     }
 
 
-def test_the_dev_resource_graph_matches_its_golden_file(graphs: dict[str, Graph]) -> None:
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_stacks_resource_graph_matches_its_golden_file(graphs: dict[str, Graph], stack: str) -> None:
     """Names, parents and dependencies: a refactor that moves or renames a resource shows up here."""
     lines = []
-    for resource in graphs["dev"]:
+    for resource in graphs[stack]:
         parent = resource["parent"].rpartition("::")[2]
         depends = sorted(d.rpartition("::")[2] for d in resource["dependencies"])
         lines.append(f"{resource['type']}::{resource['name']}  parent={parent}  deps={','.join(depends)}")
-    golden("infra-dev-graph.txt", "\n".join(sorted(lines)) + "\n")  # registration order is async
+    golden(f"infra-{stack}-graph.txt", "\n".join(sorted(lines)) + "\n")  # registration order is async
 
 
 def infra_repo(where: Path) -> Path:
@@ -296,3 +303,97 @@ def test_planning_a_stack_without_the_pulumi_cli_says_so(shipyard: Callable[...,
     assert result.code == 1
     assert "reading stack 'dev' needs the Pulumi CLI, which is not installed here" in result.err
     assert "Traceback" not in result.err
+
+
+def step(op: str, item: dict[str, Any], old: dict[str, Any] | None, new: dict[str, Any] | None) -> EngineEvent:
+    """A step event as the engine writes it to its event log (``pulumi preview --json --event-log``)."""
+
+    def state(inputs: dict[str, Any]) -> dict[str, Any]:
+        fields = {"type": item["type"], "urn": item["urn"], "custom": True, "parent": item.get("parent", "")}
+        return fields | {"inputs": inputs, "outputs": {}}
+
+    metadata: dict[str, Any] = {"op": op, "urn": item["urn"], "type": item["type"], "provider": ""}
+    if old is not None:
+        metadata["old"] = state(old)
+    if new is not None:
+        metadata["new"] = state(new)
+    return EngineEvent.from_json({"sequence": 1, "timestamp": 0, "resourcePreEvent": {"metadata": metadata}})
+
+
+def named(type_token: str, name: str) -> dict[str, Any]:
+    return {"urn": f"urn:pulumi:dev::shipyard::{type_token}::{name}", "type": type_token}
+
+
+def test_a_preview_keeps_each_resource_as_deployed_and_as_the_update_leaves_it() -> None:
+    bucket, group = named("aws:s3/bucketV2:BucketV2", "datasets"), named("aws:eks/nodeGroup:NodeGroup", "gpu")
+    role, logs = named("aws:iam/role:Role", "feast"), named("aws:cloudwatch/logGroup:LogGroup", "old-logs")
+    template = named("aws:ec2/launchTemplate:LaunchTemplate", "gpu-template")
+    vanished = named("aws:sqs/queue:Queue", "deleted-by-hand")
+    events = [
+        step("same", named("pulumi:pulumi:Stack", "shipyard-dev"), {}, {}),
+        step("create", named("pulumi:providers:aws", "default_7_51_0"), None, {"region": "us-east-1"}),
+        step("read", named("aws:ec2/vpc:Vpc", "looked-up"), None, {"id": "vpc-1"}),
+        step("refresh", vanished, {"name": "jobs"}, None),  # gone from the cloud: the update creates it again
+        step("create", vanished, None, {"name": "jobs"}),
+        step("same", bucket, {"versioning": "Enabled"}, {"versioning": "Enabled"}),
+        step("update", group, {"scalingConfig": {"maxSize": 1}}, {"scalingConfig": {"maxSize": 2}}),
+        step("create", role, None, {"name": "feast", "tags": [{"arn": preview.UNKNOWN}]}),
+        step("delete", logs, {"retentionInDays": 30}, None),
+        step("create-replacement", template, {"imageId": "ami-1"}, {"imageId": "ami-2"}),
+        step("replace", template, {"imageId": "ami-1"}, {"imageId": "ami-2"}),
+        step("delete-replaced", template, {"imageId": "ami-1"}, {"imageId": "ami-2"}),
+    ]
+
+    found = preview.steps(events)
+
+    assert {item["urn"].rpartition("::")[2]: item["inputs"] for item in found.proposed} == {
+        "deleted-by-hand": {"name": "jobs"},
+        "datasets": {"versioning": "Enabled"},
+        "gpu": {"scalingConfig": {"maxSize": 2}},
+        "feast": {"name": "feast", "tags": [{"arn": "(known after apply)"}]},
+        "gpu-template": {"imageId": "ami-2"},
+    }
+    assert {item["urn"].rpartition("::")[2]: item["inputs"] for item in found.deployed} == {
+        "datasets": {"versioning": "Enabled"},
+        "gpu": {"scalingConfig": {"maxSize": 1}},
+        "old-logs": {"retentionInDays": 30},
+        "gpu-template": {"imageId": "ami-1"},
+    }
+
+
+def test_a_deployed_stack_is_planned_from_the_engines_preview(
+    graphs: dict[str, Graph], registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plane's wiring with the preview's events in place of the CLI: the deployed dev stack is the mocks' graph
+    with a smaller GPU pool, a bucket the repo no longer has, and no Feast role yet."""
+    program = graphs["dev"]
+    gpu_group = next(r for r in program if r["name"] == "node-pools-gpu-a10g" and r["type"].endswith("NodeGroup"))
+    feast_role = next(r for r in program if r["name"] == "iam-feast" and r["type"] == "aws:iam/role:Role")
+    smaller = copy.deepcopy(gpu_group["inputs"])
+    smaller["scalingConfig"]["maxSize"] = 1
+    events = [step("same", r, r["inputs"], r["inputs"]) for r in program if r not in (gpu_group, feast_role)]
+    events += [
+        step("update", gpu_group, smaller, gpu_group["inputs"]),
+        step("create", feast_role, None, feast_role["inputs"] | {"assumeRolePolicy": preview.UNKNOWN}),
+        step("delete", named("aws:s3/bucketV2:BucketV2", "scratch"), {"bucket": "scratch"}, None),
+    ]
+    asked = []
+    monkeypatch.setattr(preview, "run", lambda root, stack: asked.append(stack) or preview.steps(events))
+
+    result = planner.plan(registry.only(["infra"]), REPO_ROOT, parse_target("dev"))
+
+    assert asked == ["dev"]  # one preview for both sides; no mocks, no cost lines
+    changes = {c.key.removeprefix("infra/dev/"): c for c in result.plan.changes if c.action != Action.NOOP}
+    group_key = f"aws:eks/nodeGroup:NodeGroup::{gpu_group['name']}"
+    role_key = f"aws:iam/role:Role::{feast_role['name']}"
+    assert {key: c.action for key, c in changes.items()} == {
+        group_key: Action.UPDATE,
+        role_key: Action.CREATE,
+        "aws:s3/bucketV2:BucketV2::scratch": Action.DELETE,
+    }
+    (diff,) = changes[group_key].diffs
+    assert (diff.dotted, diff.before, diff.after) == ("inputs.scalingConfig.maxSize", 1, 2)
+    created = changes[role_key].desired
+    assert created is not None
+    assert created.body["inputs"]["assumeRolePolicy"] == "(known after apply)"
+    assert sum(1 for c in result.plan.changes if c.action == Action.NOOP) == len(program) - 2

@@ -9,9 +9,11 @@ or removes, field by field, with no CLI and no credentials. Beside them it plans
 (its GPU quota as GPU-hours a month, priced, against its budget).
 
 The local target runs no cloud, so a live ``local`` plan has no infra. A base plan with no
-environment compares every stack. A cloud environment with a stack is observed through
-``pulumi preview`` (the Automation API), which needs the Pulumi CLI and credentials; without
-them the plan says so and stops.
+environment compares every stack. A cloud environment with a stack (``--target dev``) is
+planned by ``pulumi preview`` through the Automation API instead of the mocks: both sides
+come from the engine's steps, so outputs of deployed resources are real (``preview.py``).
+That needs the Pulumi CLI and credentials; without them the plan says so and stops. Cost and
+budgets are a pull request's concern, so only base plans carry them.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import subprocess
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.planes.infra import prices
 from shipyard.planes.infra.stack import StackConfig, load_stack, stack_file, stacks
@@ -30,6 +32,7 @@ from shipyard.sdk import (
     DesiredContext,
     Diagnostic,
     Plane,
+    Readings,
     Resource,
     Severity,
     Target,
@@ -37,6 +40,9 @@ from shipyard.sdk import (
     hookimpl,
 )
 from shipyard.sdk.processes import TELEMETRY_OFF
+
+if TYPE_CHECKING:
+    from shipyard.planes.infra.preview import Preview
 
 PLANE = "infra"
 
@@ -49,13 +55,24 @@ class InfraPlane(Plane):
     name = PLANE
     order = 10
 
+    def __init__(self) -> None:
+        self._previews: Readings[Preview] = Readings(PLANE)  # a deployed stack's preview, both sides, for observe
+
     def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
         chosen = _stacks_for(ctx)
         configs = {stack: load_stack(ctx.root, stack) for stack in chosen}  # bad config: stop before running
+        if ctx.live and chosen:
+            from shipyard.planes.infra import preview
+
+            (stack,) = chosen
+            found = self._previews.put(ctx, preview.run(ctx.root, stack))
+            return [resource_of(stack, item) for item in found.proposed]
         graphs = evaluate_stacks(ctx.root, chosen)
+        planned = []
         for stack in chosen:
-            yield from (resource_of(stack, item) for item in graphs[stack])
-            yield from cost_resources(ctx, stack, configs[stack])
+            planned += [resource_of(stack, item) for item in graphs[stack]]
+            planned += cost_resources(ctx, stack, configs[stack])
+        return planned
 
     def check(self, ctx: DesiredContext) -> Iterable[Diagnostic]:
         for stack in _stacks_for(ctx):
@@ -74,9 +91,8 @@ class InfraPlane(Plane):
     def observe(self, target: Target) -> Iterable[Resource]:
         if target.is_local or not stack_file(target.root, target.name).exists():
             return []
-        from shipyard.planes.infra.preview import preview
-
-        return preview(target.root, target.name)
+        _, found = self._previews.of(target)
+        return [resource_of(target.name, item) for item in found.deployed]
 
     def apply(self, change: Change, target: Target) -> None:
         raise UserError(

@@ -1,20 +1,50 @@
-"""The adapter to a real stack: ``pulumi preview`` through the Automation API (needs the Pulumi CLI and credentials).
+"""The adapter to a deployed stack: ``pulumi preview`` through the Automation API.
 
-Exercised only where the CLI and a cloud account exist (CI's deploy job, an SRE's laptop):
-this machine has neither, so here it only proves it says so clearly.
+Against a deployed stack only the engine's own preview tells the truth. It runs the
+program with the real providers, so an input built from another resource's output holds
+the real value (or "known after apply"); under the mocks it would hold a made-up id and
+read as a change. Each step of the preview carries the resource as deployed (``old``) and
+as the update would leave it (``new``). ``Preview`` keeps both sides, and the plane plans
+one against the other, field by field.
+
+Needs the Pulumi CLI, a backend login and cloud credentials, so ``run`` is exercised only
+where they exist (CI's deploy job, an SRE's laptop). Here ``steps`` is tested on events in
+the engine's JSON, and ``run`` proves it says clearly what is missing.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from shipyard.planes.infra import resource_of
-from shipyard.sdk import Resource, TargetUnavailable
+from pulumi.automation import EngineEvent, OpType, StepEventStateMetadata
+
+from shipyard.sdk import TargetUnavailable
+
+# The engine's wire value for an input that depends on an output not known before the update.
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+KNOWN_AFTER_APPLY = "(known after apply)"
+
+# Refresh steps come first in `preview --refresh`; the update steps after them already
+# start from the refreshed state. Reads are resources looked up with `.get()`, not managed.
+_NOT_PLANNED = {OpType.REFRESH, OpType.READ, OpType.READ_REPLACEMENT}
+# Steps whose `new` side is not what the update leaves behind.
+_GONE = {OpType.DELETE, OpType.DELETE_REPLACED, OpType.DISCARD, OpType.DISCARD_REPLACED, OpType.REMOVE_PENDING_REPLACE}
 
 
-def preview(root: Path, stack: str) -> list[Resource]:
-    """The stack's resources as deployed: its state, read through the Automation API (``pulumi stack export``)."""
+@dataclass(frozen=True)
+class Preview:
+    """One stack's resources in the shape ``resource_of`` reads: as the update leaves them, and as deployed."""
+
+    proposed: list[dict[str, Any]]
+    deployed: list[dict[str, Any]]
+
+
+def run(root: Path, stack: str) -> Preview:
+    """``pulumi preview --refresh`` of ``stack``, read from its step events."""
     if shutil.which("pulumi") is None:
         raise TargetUnavailable(
             f"reading stack '{stack}' needs the Pulumi CLI, which is not installed here",
@@ -23,12 +53,51 @@ def preview(root: Path, stack: str) -> list[Resource]:
         )
     from pulumi import automation
 
+    seen: list[EngineEvent] = []
     try:
         workspace = automation.select_stack(stack_name=stack, work_dir=str(root))
-        state = workspace.export_stack().deployment or {}
+        workspace.preview(on_event=seen.append, refresh=True, color="never", suppress_progress=True)
     except automation.errors.CommandError as error:
         raise TargetUnavailable(
-            f"pulumi could not open stack '{stack}': {str(error).strip().splitlines()[-1]}",
+            f"pulumi could not preview stack '{stack}': {str(error).strip().splitlines()[-1]}",
             hint="check `pulumi login` and the cloud credentials (AWS_PROFILE or the CI role)",
         ) from error
-    return [resource_of(stack, item) for item in state.get("resources", []) if item["type"] != "pulumi:pulumi:Stack"]
+    return steps(seen)
+
+
+def steps(events: Iterable[EngineEvent]) -> Preview:
+    """Both sides of a preview from its events, each keyed by URN (a replacement's several steps name one URN)."""
+    proposed: dict[str, dict[str, Any]] = {}
+    deployed: dict[str, dict[str, Any]] = {}
+    for event in events:
+        if event.resource_pre_event is None:
+            continue
+        step = event.resource_pre_event.metadata
+        if step.op in _NOT_PLANNED or not _managed(step.type, step.urn):
+            continue
+        if step.old is not None:
+            deployed[step.urn] = _state(step.old)
+        if step.new is not None and step.op not in _GONE:
+            proposed[step.urn] = _state(step.new)
+    return Preview(list(proposed.values()), list(deployed.values()))
+
+
+def _managed(kind: str, urn: str) -> bool:
+    """Not the stack itself, nor the providers the engine makes by default (the mocks never see those either)."""
+    if kind == "pulumi:pulumi:Stack":
+        return False
+    return not (kind.startswith("pulumi:providers:") and urn.rpartition("::")[2].startswith("default"))
+
+
+def _state(state: StepEventStateMetadata) -> dict[str, Any]:
+    return {"urn": state.urn, "type": state.type, "parent": state.parent, "inputs": _known(state.inputs or {})}
+
+
+def _known(value: Any) -> Any:
+    if value == UNKNOWN:
+        return KNOWN_AFTER_APPLY
+    if isinstance(value, dict):
+        return {key: _known(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_known(item) for item in value]
+    return value
