@@ -19,6 +19,7 @@ budgets are a pull request's concern, so only base plans carry them.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
@@ -139,8 +140,6 @@ def evaluate_stacks(root: Path, chosen: list[str]) -> dict[str, list[dict[str, A
 
 
 def _env() -> dict[str, str]:
-    import os
-
     return os.environ | TELEMETRY_OFF | {"PULUMI_SKIP_UPDATE_CHECK": "true"}
 
 

@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from pulumi.automation import EngineEvent, OpType, StepEventStateMetadata
+from pulumi.runtime.rpc import UNKNOWN  # the wire value of an input waiting on an output not known yet
 
 from shipyard.sdk import TargetUnavailable
 
-# The engine's wire value for an input that depends on an output not known before the update.
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 KNOWN_AFTER_APPLY = "(known after apply)"
 
 # Refresh steps come first in `preview --refresh`; the update steps after them already
