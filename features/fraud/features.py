@@ -1,17 +1,18 @@
 """The fraud team's features: each card holder's trailing 7-day spending profile.
 
-``SHIPYARD_OFFLINE_URI`` is where this team's offline data lives in the environment being
-planned (a folder locally, an S3 prefix in the cloud); the features plane sets it from
-``features/stores/<env>.yaml``.
+``offline_uri()`` is where this team's offline data lives in the environment being planned
+(a folder locally, an S3 prefix in the cloud); the features plane answers it from
+``features/stores/<env>.yaml`` while it reads these definitions.
 """
 
-import os
 from datetime import timedelta
 
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.types import Float64, Int64
 
-OFFLINE = os.environ.get("SHIPYARD_OFFLINE_URI", "data")
+from shipyard.sdk.featurerepo import offline_uri
+
+OFFLINE = offline_uri()
 
 user = Entity(name="user", join_keys=["user_id"], value_type=ValueType.INT64, description="A card holder.")
 

@@ -12,8 +12,9 @@ import pulumi_kubernetes as k8s
 from components.cluster import Cluster
 from components.common import child, tags
 from components.iam import bucket_access
-from shipyard.planes.tenancy.manifests import namespace_of, team_resources
+from shipyard.planes.tenancy.manifests import team_resources
 from shipyard.sdk import Spec
+from shipyard.sdk.platform import namespace_of
 
 #: The kinds the tenancy plane renders, as pulumi-kubernetes classes.
 KINDS = {

@@ -65,8 +65,9 @@ def synthetic_repo(folder: Path, teams: int, views: int, pipelines: int) -> Path
         (root / "platform/teams").mkdir(parents=True, exist_ok=True)
         (root / "platform/teams" / f"{team}.yaml").write_text(team_yaml(team))
         code = [
-            "import os\nfrom datetime import timedelta\nfrom feast import Entity, FeatureView, Field, FileSource",
-            "from feast.types import Float64, Int64\nOFFLINE = os.environ.get('SHIPYARD_OFFLINE_URI', 'data')",
+            "from datetime import timedelta\nfrom feast import Entity, FeatureView, Field, FileSource",
+            "from feast.types import Float64, Int64\nfrom shipyard.sdk.featurerepo import offline_uri",
+            "OFFLINE = offline_uri()",
             "user = Entity(name='user', join_keys=['user_id'])",
             *(VIEW.format(name=f"view_{v}") for v in range(views)),
         ]

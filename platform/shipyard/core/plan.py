@@ -6,11 +6,12 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from shipyard.core.diff import diff_bodies
+from shipyard.sdk.errors import InternalError, UserError
 from shipyard.sdk.model import Action, Change, FieldDiff, FieldPath, Resource
 
 PLAN_FORMAT = "shipyard.dev/plan/v1"
@@ -21,14 +22,21 @@ PlaneRules = Mapping[str, tuple[int, Mapping[str, Sequence[FieldPath]]]]
 
 @dataclass(frozen=True)
 class Plan:
-    """What applying to ``target`` would do; ``hash`` identifies it for stale-plan checks."""
+    """What applying to ``target`` would do, and the live facts it was planned from.
+
+    ``facts`` maps each plane to what its ``pin`` read (empty for a plan from git alone).
+    ``hash`` covers the target, the changes and the facts: it names what was reviewed.
+    """
 
     target: str
     changes: tuple[Change, ...]
+    facts: Mapping[str, Any] = field(default_factory=dict)
 
     @cached_property
     def hash(self) -> str:
-        return _digest({"target": self.target, "changes": [change_identity(c) for c in self.changes]})
+        return _digest(
+            {"target": self.target, "changes": [change_identity(c) for c in self.changes], "facts": self.facts}
+        )
 
     @property
     def pending(self) -> tuple[Change, ...]:
@@ -49,32 +57,45 @@ class Plan:
             "hash": self.hash,
             "summary": {action.value: self.counts().get(action, 0) for action in Action},
             "changes": [_change_dict(c) for c in self.changes],
+            "facts": self.facts,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Plan:
+        """A plan read back from its JSON; raises UserError when it is not one, or was edited."""
+        hint = "make one with shipyard plan --out"
         if data.get("format") != PLAN_FORMAT:
-            raise ValueError(f"not a Shipyard plan (format {data.get('format')!r}, expected {PLAN_FORMAT!r})")
-        changes = tuple(
-            Change(
-                key=c["key"],
-                plane=c["plane"],
-                kind=c["kind"],
-                action=Action(c["action"]),
-                diffs=tuple(FieldDiff.from_dict(d) for d in c["diffs"]),
-                desired=Resource.from_dict(c["desired"]) if c.get("desired") else None,
-                observed=Resource.from_dict(c["observed"]) if c.get("observed") else None,
+            raise UserError(f"not a Shipyard plan (format {data.get('format')!r}, expected {PLAN_FORMAT!r})", hint)
+        try:
+            changes = tuple(
+                Change(
+                    plane=c["plane"],
+                    kind=c["kind"],
+                    scope=c["scope"],
+                    name=c["name"],
+                    action=Action(c["action"]),
+                    diffs=tuple(FieldDiff.from_dict(d) for d in c["diffs"]),
+                    desired=Resource.from_dict(c["desired"]) if c.get("desired") else None,
+                    observed=Resource.from_dict(c["observed"]) if c.get("observed") else None,
+                )
+                for c in data["changes"]
             )
-            for c in data["changes"]
-        )
-        plan = cls(data["target"], changes)
+            plan = cls(data["target"], changes, data.get("facts") or {})
+        except (KeyError, TypeError, ValueError) as error:
+            raise UserError(f"not a usable plan ({type(error).__name__}: {error})", hint) from error
         if data.get("hash") != plan.hash:
-            raise ValueError("the plan file was edited after it was made (its hash does not match its content)")
+            raise UserError("the plan file was edited after it was made (its hash does not match its content)", hint)
         return plan
 
 
-def make_plan(target: str, desired: Sequence[Resource], observed: Sequence[Resource], rules: PlaneRules) -> Plan:
-    """Diff desired against observed.
+def make_plan(
+    target: str,
+    desired: Sequence[Resource],
+    observed: Sequence[Resource],
+    rules: PlaneRules,
+    facts: Mapping[str, Any] | None = None,
+) -> Plan:
+    """Diff desired against observed; ``facts`` are recorded in the plan (and its hash).
 
     Creates and updates come in plane order, each plane's in the order it
     declared its Resources (a Namespace before what lives in it); deletes come
@@ -94,30 +115,33 @@ def make_plan(target: str, desired: Sequence[Resource], observed: Sequence[Resou
     for want in desired:
         have = observed_by_key.get(want.key)
         if have is None:
-            forward.append(Change(want.key, want.plane, want.kind, Action.CREATE, (), want, None))
+            forward.append(_change(want, Action.CREATE, (), want, None))
             continue
         diffs = diff_bodies(have.body, want.body, ignored(want))
         action = Action.UPDATE if diffs else Action.NOOP
-        forward.append(Change(want.key, want.plane, want.kind, action, diffs, want, have))
+        forward.append(_change(want, action, diffs, want, have))
     index = {c.key: i for i, c in enumerate(forward)}
     forward.sort(key=lambda c: (order(c.plane), c.plane, index[c.key]))
 
-    deletes = [
-        Change(have.key, have.plane, have.kind, Action.DELETE, (), None, have)
-        for have in observed
-        if have.key not in desired_keys
-    ]
+    deletes = [_change(have, Action.DELETE, (), None, have) for have in observed if have.key not in desired_keys]
     deletes.sort(key=lambda c: (-order(c.plane), c.plane, c.key))
-    return Plan(target, tuple(forward + deletes))
+    return Plan(target, tuple(forward + deletes), dict(facts or {}))
+
+
+def _change(
+    of: Resource, action: Action, diffs: tuple[FieldDiff, ...], desired: Resource | None, observed: Resource | None
+) -> Change:
+    return Change(of.plane, of.kind, of.scope, of.name, action, diffs, desired, observed)
 
 
 def change_identity(change: Change) -> dict[str, Any]:
-    """What makes a change this change: key, action, field diffs and the desired body."""
+    """What makes a change this change: key, action, field diffs, and the desired body and payload."""
     return {
         "key": change.key,
         "action": change.action.value,
         "diffs": [d.to_dict() for d in change.diffs],
         "desired": None if change.desired is None else change.desired.body,
+        "payload": None if change.desired is None or not change.desired.payload else change.desired.payload,
     }
 
 
@@ -130,6 +154,8 @@ def _change_dict(change: Change) -> dict[str, Any]:
         "key": change.key,
         "plane": change.plane,
         "kind": change.kind,
+        "scope": change.scope,
+        "name": change.name,
         "action": change.action.value,
         "source": str(change.source) if change.source else None,
         "diffs": [d.to_dict() for d in change.diffs],
@@ -147,5 +173,5 @@ def _require_unique(resources: Sequence[Resource]) -> None:
     seen: set[str] = set()
     for resource in resources:
         if resource.key in seen:
-            raise ValueError(f"two desired Resources share the key {resource.key!r} (a plane bug)")
+            raise InternalError(f"two desired Resources share the key {resource.key!r} (a plane bug)")
         seen.add(resource.key)

@@ -1,4 +1,12 @@
-"""Applies exactly a Plan: lock, check it is not stale, journal, apply in order, verify."""
+"""Applies exactly a Plan: lock, check it is not stale, journal, apply in order, verify, then any stage 2.
+
+Stage 1 is the plan as reviewed: each Change goes to the applier its kind maps to, which
+executes it and never decides again. Where stage 1 moved facts another plane pinned (a
+training run registered the version that promotion gates), the engine pins and plans those
+planes again and applies that as stage 2: a plan of its own, journaled and shown. Only the
+local target has a stage 2; a cloud target applies the reviewed plan and nothing else, and
+what stage 1 made possible is planned and reviewed next.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,7 @@ import getpass
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,33 +29,36 @@ from shipyard.sdk.errors import (
     ApplyError,
     ChangesFailed,
     PolicyViolation,
+    ShipyardError,
     StalePlanError,
     TransientError,
     UserError,
 )
 from shipyard.sdk.extras import missing_dependency
 from shipyard.sdk.model import Change
-from shipyard.sdk.planes import Target
+from shipyard.sdk.planes import DesiredContext, Target
 
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One plan applied in one apply: stage 1 is the reviewed plan; stage 2 re-plans ``planes``
+    (whose pinned facts stage 1 moved)."""
+
+    number: int
+    plan: Plan
+    planes: tuple[str, ...] = ()
 
 
 @dataclass
 class ApplyReport:
     plan: Plan
+    stages: list[Stage] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)
     resumed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
-
-
-def team_of(key: str) -> str:
-    """The team a resource belongs to: keys are ``<plane>/<team>/...`` (for infra, the stack stands there).
-
-    A team's changes run in plane order (features, then pipelines, then models), so a
-    failure stops the rest of that team's changes; other teams go on.
-    """
-    return key.split("/", 2)[1] if key.count("/") >= 2 else key
 
 
 def owner_name() -> str:
@@ -65,6 +76,7 @@ def apply(
     *,
     reviewed: Plan | None = None,
     on_change: Callable[[Change], None] = lambda change: None,
+    on_stage: Callable[[Stage], None] = lambda stage: None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ApplyReport:
     """Apply ``reviewed`` (or a fresh plan when None) to ``ref``.
@@ -73,10 +85,9 @@ def apply(
     changes this plan already finished (the journal says so): that is how a
     crashed apply resumes to the same end state without repeating anything.
 
-    A change that fails stops the later changes of its team only; the other teams' changes
-    are applied and verified, then ChangesFailed reports what failed (exit 1).
+    A change that fails stops the later changes of its scope (team or stack) only; the
+    other scopes' changes are applied and verified, then ChangesFailed reports what failed.
     """
-    target = ref.resolve(root)
     if reviewed is not None and reviewed.target != ref.name:
         raise UserError(f"the plan is for target '{reviewed.target}', not '{ref.name}'")
     # Bad specs and mandatory spec policies stop apply before it touches anything, lock included.
@@ -84,40 +95,99 @@ def apply(
     if blocking(checked.findings):
         raise PolicyViolation(blocking(checked.findings))
     owner = owner_name()
-    with TargetLock(target.state_dir / "apply.lock", owner):
+    state_dir = ref.resolve(root).state_dir
+    with TargetLock(state_dir / "apply.lock", owner):
         fresh = planner.plan(registry, root, ref, validation=checked)
         if blocking(fresh.findings):
             raise PolicyViolation(blocking(fresh.findings))
+        assert fresh.target is not None  # resolve() refused a base revision
         plan = reviewed or fresh.plan
-        journal = Journal(target.state_dir / "journal.jsonl", owner)
+        journal = Journal(state_dir / "journal.jsonl", owner)
         # A reviewed plan applied again after it completed is a no-op; a fresh plan is due in full.
         finished = journal.done(plan.hash, unfinished_run=reviewed is None)
         _refuse_if_stale(plan, fresh.plan, finished)
         report = ApplyReport(plan)
-        stopped_teams: set[str] = set()
-        for change in plan.pending:
-            if change.key in finished:
-                report.resumed.append(change.key)
-                continue
-            if team_of(change.key) in stopped_teams:
-                report.skipped.append(change.key)
-                continue
-            on_change(change)
-            journal.record(plan.hash, "begin", change.key)
-            try:
-                _apply_one(registry, change, target, sleep)
-            except (ApplyError, UserError) as error:
-                journal.record(plan.hash, "failed", change.key, str(error))
-                report.failed[change.key] = str(error)
-                stopped_teams.add(team_of(change.key))
-                continue
-            journal.record(plan.hash, "done", change.key)
-            report.applied.append(change.key)
-        _verify(registry, root, ref, report.applied, checked)
+        run = _Run(registry, journal, report, on_change, sleep)
+        first = Stage(1, plan)
+        report.stages.append(first)
+        run.stage(first, fresh.contexts, fresh.target, finished)
+        after = _verify(registry, root, ref, checked, run.touched(first))
+        if after is not None and fresh.target.is_local:
+            second = _downstream(after.plan, plan)
+            if second.plan.has_changes:
+                report.stages.append(second)
+                on_stage(second)
+                journal.record(second.plan.hash, "stage", detail=f"2 after {plan.hash}")
+                assert after.target is not None
+                run.stage(second, after.contexts, after.target, set())
+                _verify(registry, root, ref, checked, run.touched(second))
+                journal.record(second.plan.hash, "complete")
         if report.failed:
             raise ChangesFailed(report.failed, report.skipped)
         journal.record(plan.hash, "complete")
         return report
+
+
+class _Run:
+    """Applies the changes of each stage in order, stopping a scope at its first failure."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        journal: Journal,
+        report: ApplyReport,
+        on_change: Callable[[Change], None],
+        sleep: Callable[[float], None],
+    ) -> None:
+        self.registry = registry
+        self.journal = journal
+        self.report = report
+        self.on_change = on_change
+        self.sleep = sleep
+        self.stopped: set[tuple[str, str]] = set()  # (plane group, scope): teams and stacks stop apart
+        self._applied_by_stage: dict[int, list[str]] = {}
+
+    def stage(self, stage: Stage, ctxs: Mapping[str, DesiredContext], target: Target, finished: set[str]) -> None:
+        applied = self._applied_by_stage.setdefault(stage.number, [])
+        for change in stage.plan.pending:
+            if change.key in finished:
+                self.report.resumed.append(change.key)
+                continue
+            if _scope(change) in self.stopped:
+                self.report.skipped.append(change.key)
+                continue
+            self.on_change(change)
+            self.journal.record(stage.plan.hash, "begin", change.key)
+            try:
+                _apply_one(self.registry, change, ctxs[change.plane], target, self.sleep)
+            except ShipyardError as error:  # an applier's unexplained crash arrives here as ApplyError
+                self.journal.record(stage.plan.hash, "failed", change.key, str(error))
+                self.report.failed[change.key] = error.message
+                self.stopped.add(_scope(change))
+                continue
+            self.journal.record(stage.plan.hash, "done", change.key)
+            self.report.applied.append(change.key)
+            applied.append(change.key)
+
+    def touched(self, stage: Stage) -> list[str]:
+        return self._applied_by_stage.get(stage.number, [])
+
+
+def _scope(change: Change) -> tuple[str, str]:
+    """What a failure stops: the rest of its team's changes (in plane order), or the rest of its stack's.
+
+    Infra's scopes are stacks; every other plane's are teams, so a team's feature failure
+    stops its pipelines and models too.
+    """
+    return ("infra" if change.plane == "infra" else "teams", change.scope)
+
+
+def _downstream(after: Plan, applied: Plan) -> Stage:
+    """Stage 2: the pending changes of the planes whose pinned facts moved while stage 1 applied."""
+    planes = after.facts.keys() | applied.facts.keys()
+    moved = tuple(sorted(p for p in planes if after.facts.get(p) != applied.facts.get(p)))
+    changes = tuple(c for c in after.changes if c.plane in moved)
+    return Stage(2, Plan(after.target, changes, {p: after.facts[p] for p in moved if p in after.facts}), moved)
 
 
 def _refuse_if_stale(plan: Plan, fresh: Plan, finished: set[str]) -> None:
@@ -125,41 +195,54 @@ def _refuse_if_stale(plan: Plan, fresh: Plan, finished: set[str]) -> None:
     actual = {change_digest(c) for c in fresh.pending}
     if expected != actual:
         drifted = sorted({c.key for c in plan.pending if c.key not in finished} ^ {c.key for c in fresh.pending})
-        changed = ", ".join(drifted[:5]) or "the content of planned changes"
+        if not drifted:  # the same keys, other content: name those whose content moved
+            before = {c.key: change_digest(c) for c in plan.pending}
+            drifted = sorted(c.key for c in fresh.pending if before.get(c.key) != change_digest(c))
         raise StalePlanError(
-            f"the reviewed plan {plan.hash[:12]} is stale: the target or the repo changed since ({changed})",
+            f"the reviewed plan {plan.hash[:12]} is stale: the target or the repo changed since "
+            f"({', '.join(drifted[:5])})",
             hint="run shipyard plan again and review the new plan",
         )
 
 
-def _apply_one(registry: Registry, change: Change, target: Target, sleep: Callable[[float], None]) -> None:
+def _apply_one(
+    registry: Registry, change: Change, ctx: DesiredContext, target: Target, sleep: Callable[[float], None]
+) -> None:
     plane = registry.plane(change.plane)
     for attempt, delay in enumerate((*RETRY_DELAYS_S, None)):
         try:
-            plane.apply(change, target)
+            plane.apply(change, ctx, target)
             return
         except TransientError as error:
             if delay is None:
                 raise ApplyError(
-                    f"{change.action} {change.key} failed after {attempt + 1} attempts: {error}; "
-                    "run apply again to resume"
+                    f"{change.action} {change.key} failed after {attempt + 1} attempts: {error.message}",
+                    hint="run apply again to resume",
                 ) from error
             sleep(delay)
-        except UserError:
+        except ShipyardError:
             raise
         except Exception as error:
             if isinstance(error, ModuleNotFoundError) and (missing := missing_dependency(error)):
                 raise missing from error
-            raise ApplyError(f"{change.action} {change.key} failed: {error}; run apply again to resume") from error
+            raise ApplyError(
+                f"{change.action} {change.key} failed: {type(error).__name__}: {error}",
+                hint="run apply again to resume; --verbose shows the traceback",
+            ) from error
 
 
-def _verify(registry: Registry, root: Path, ref: TargetRef, applied: list[str], checked: planner.Validation) -> None:
-    """Observe again: every key this apply changed must now match the repo."""
-    touched = set(applied)
+def _verify(
+    registry: Registry, root: Path, ref: TargetRef, checked: planner.Validation, touched: list[str]
+) -> planner.PlanResult | None:
+    """Pin and observe again: every key this stage changed must now match the repo.
+
+    Returns that fresh plan (what a stage 2 is taken from), or None when nothing was applied.
+    """
     if not touched:
-        return
+        return None
     # Only the diff matters here; the data checks already passed before anything was applied.
     after = planner.plan(registry, root, ref, validation=checked, check_data=False)
-    leftover = [c.key for c in after.plan.pending if c.key in touched]
+    leftover = [c.key for c in after.plan.pending if c.key in set(touched)]
     if leftover:
         raise ApplyError(f"applied, but the target still differs for: {', '.join(leftover)}")
+    return after

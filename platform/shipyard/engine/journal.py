@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
-Event = Literal["begin", "done", "failed", "complete"]
+Event = Literal["begin", "done", "failed", "complete", "stage"]
 
 
 class Journal:

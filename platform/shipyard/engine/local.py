@@ -25,7 +25,7 @@ def start_services(
     """Every plugin's local service, running and healthy: the one already up is kept, one that died restarts.
 
     A service keeps its port across restarts (two checkouts each remember their own), so its
-    URL in a browser tab or an environment variable stays right.
+    URL in a browser tab stays right.
     """
     state = local_state_dir(root)
     known = {p.name: p for p in processes.table(state)}
@@ -45,3 +45,13 @@ def start_services(
         processes.wait_ready(process)
         running.append(Running(service, process, started_now=True))
     return running
+
+
+def endpoints(registry: Registry, state: Path) -> dict[str, str]:
+    """The URL of each plugin's local service that is running, from the process table.
+
+    This is how every command (``up``, ``plan``, ``apply``, a plane's own verbs) finds the
+    local platform's services: the same way, and without any environment variable.
+    """
+    wanted = {service.name for service in registry.services}
+    return {p.name: p.url for p in processes.table(state) if p.name in wanted and processes.alive(p)}

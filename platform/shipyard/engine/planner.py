@@ -1,13 +1,15 @@
-"""Computes desired and observed state and the Plan between them."""
+"""Makes plans: load specs, pin each plane's live facts, compute desired state (pure), observe, diff."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from shipyard.core.plan import Plan, make_plan
 from shipyard.core.policies import run_policies
 from shipyard.core.repo import load_specs
+from shipyard.engine import local
 from shipyard.engine.registry import Registry
 from shipyard.engine.revisions import checkout
 from shipyard.engine.targets import TargetRef
@@ -25,8 +27,13 @@ class Validation:
 
 @dataclass(frozen=True)
 class PlanResult:
+    """A plan with every finding, and what it was computed from: each plane's context (its
+    pinned facts included) and the resolved target (None for a base revision)."""
+
     plan: Plan
     findings: tuple[Diagnostic, ...]
+    contexts: Mapping[str, DesiredContext]
+    target: Target | None
 
 
 def validate(registry: Registry, root: Path) -> Validation:
@@ -35,51 +42,66 @@ def validate(registry: Registry, root: Path) -> Validation:
     return Validation(specs, tuple(run_policies(registry.policies, specs)))
 
 
-def desired_state(
-    registry: Registry, root: Path, specs: SpecSet, environment: str, *, live: bool = True
-) -> list[Resource]:
+def resolve(registry: Registry, root: Path, ref: TargetRef) -> Target:
+    """The Target planes observe and apply to; the local one with the URLs of its running services."""
+    target = ref.resolve(root)
+    if target.is_local:
+        target = replace(target, endpoints=local.endpoints(registry, target.state_dir))
+    return target
+
+
+def contexts(
+    registry: Registry, root: Path, specs: SpecSet, environment: str, target: Target | None
+) -> dict[str, DesiredContext]:
+    """Each plane's context: with ``target``, the facts its ``pin`` read from it; without, git alone."""
     for plane in registry.planes:
         plane.warm_up(root)
-    ctx = DesiredContext(root=root, specs=specs, environment=environment, live=live)
-    return [resource for plane in registry.planes for resource in plane.desired(ctx)]
+    base = DesiredContext(root, specs, environment, live=target is not None, providers=registry.providers)
+    if target is None:
+        return {plane.name: base for plane in registry.planes}
+    return {plane.name: replace(base, facts=plane.pin(base, target)) for plane in registry.planes}
 
 
-def observed_state(registry: Registry, target: Target) -> list[Resource]:
-    return [resource for plane in registry.planes for resource in plane.observe(target)]
+def desired_state(registry: Registry, ctxs: Mapping[str, DesiredContext]) -> list[Resource]:
+    return [resource for plane in registry.planes for resource in plane.desired(ctxs[plane.name])]
 
 
 def plan(
     registry: Registry,
     root: Path,
-    target: TargetRef,
+    ref: TargetRef,
     environment: str = "local",
     validation: Validation | None = None,
     *,
     check_data: bool = True,
 ) -> PlanResult:
-    """The plan from ``target``'s state to this tree, with every policy finding.
+    """The plan from ``ref``'s state to this tree, with every policy finding.
 
-    A cloud or local target plans its own environment's desired state; a base
-    revision plans ``environment`` (a PR plan compares like with like).
-    ``validation`` reuses specs the caller has already loaded and checked;
-    ``check_data=False`` skips the planes' data checks (apply's verification needs only the diff).
+    A cloud or local target plans its own environment's desired state over the facts each
+    plane pins from it; a base revision plans ``environment`` from git alone (a PR plan
+    compares like with like). ``validation`` reuses specs the caller has already loaded and
+    checked; ``check_data=False`` skips the planes' data checks (apply's verification needs
+    only the diff).
     """
-    if target.kind != "base":
-        environment = target.name
+    if ref.kind != "base":
+        environment = ref.name
     validation = validation or validate(registry, root)
-    live = target.kind != "base"
-    desired = desired_state(registry, root, validation.specs, environment, live=live)
+    target = None if ref.kind == "base" else resolve(registry, root, ref)
+    ctxs = contexts(registry, root, validation.specs, environment, target)
+    desired = desired_state(registry, ctxs)
     findings = validation.findings + tuple(
         run_policies([p for p in registry.policies if p.needs_resources], validation.specs, desired)
     )
     if check_data:
-        ctx = DesiredContext(root=root, specs=validation.specs, environment=environment, live=live)
-        findings += tuple(finding for plane in registry.planes for finding in plane.check(ctx))
-    if target.kind == "base":
-        observed = _desired_at(registry, root, target.revision, environment)
+        for plane in registry.planes:
+            own = [r for r in desired if r.plane == plane.name]
+            findings += tuple(plane.check(ctxs[plane.name], own))
+    if target is None:
+        observed = _desired_at(registry, root, ref.revision, environment)
     else:
-        observed = observed_state(registry, target.resolve(root))
-    return PlanResult(make_plan(target.name, desired, observed, registry.rules), findings)
+        observed = [r for plane in registry.planes for r in plane.observe(ctxs[plane.name], target)]
+    facts = {name: dict(ctx.facts) for name, ctx in ctxs.items() if ctx.facts}
+    return PlanResult(make_plan(ref.name, desired, observed, registry.rules, facts), findings, ctxs, target)
 
 
 def _desired_at(registry: Registry, root: Path, revision: str, environment: str) -> list[Resource]:
@@ -93,6 +115,6 @@ def _desired_at(registry: Registry, root: Path, revision: str, environment: str)
             ) from error
         # Positions from a temporary tree would point nowhere; the keys are what matter.
         return [
-            Resource(r.plane, r.kind, r.key, r.body)
-            for r in desired_state(registry, tree, specs, environment, live=False)
+            replace(r, source=None)
+            for r in desired_state(registry, contexts(registry, tree, specs, environment, target=None))
         ]

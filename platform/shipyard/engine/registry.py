@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from typing import Any
 
+import click
 import pluggy
 
 from shipyard.core.plan import PlaneRules
@@ -29,6 +30,7 @@ class PluginInfo:
     kinds: tuple[str, ...]
     planes: tuple[str, ...]
     policies: tuple[str, ...]
+    commands: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,13 @@ class Registry:
     policies: tuple[Policy, ...]
     services: tuple[LocalService, ...]
     plugins: tuple[PluginInfo, ...]
+    commands: tuple[click.Command, ...] = ()
+    installed: tuple[Plane, ...] = ()  # every installed plane, also when ``planes`` is narrowed
+
+    @property
+    def providers(self) -> tuple[Plane, ...]:
+        """The installed planes, for the SDK services one plane offers another (``ctx.provider``)."""
+        return self.installed or self.planes
 
     @property
     def rules(self) -> PlaneRules:
@@ -53,13 +62,13 @@ class Registry:
         unknown = sorted(set(planes) - known)
         if unknown:
             raise UserError(f"unknown plane '{unknown[0]}'", hint="planes: " + ", ".join(sorted(known)))
-        return replace(self, planes=tuple(p for p in self.planes if p.name in planes))
+        return replace(self, planes=tuple(p for p in self.planes if p.name in planes), installed=self.providers)
 
     def plane(self, name: str) -> Plane:
         for plane in self.planes:
             if plane.name == name:
                 return plane
-        raise KeyError(name)
+        raise UserError(f"no plane '{name}' is installed", hint="planes: " + ", ".join(p.name for p in self.planes))
 
 
 class _Manager(pluggy.PluginManager):
@@ -120,6 +129,7 @@ def _collect(manager: _Manager, origins: Mapping[str, tuple[str, str]]) -> Regis
     planes: dict[str, Plane] = {}
     policies: dict[str, Policy] = {}
     services: dict[str, LocalService] = {}
+    commands: dict[str, click.Command] = {}
     contributed: dict[str, dict[str, list[str]]] = {name: {} for name in origins}
 
     def gather(hook: str, into: dict[str, Any], name_of: Any, what: str) -> None:
@@ -136,6 +146,7 @@ def _collect(manager: _Manager, origins: Mapping[str, tuple[str, str]]) -> Regis
     gather("shipyard_planes", planes, lambda p: p.name, "plane")
     gather("shipyard_policies", policies, lambda p: p.id, "policy")
     gather("shipyard_local_services", services, lambda s: s.name, "local service")
+    gather("shipyard_commands", commands, lambda c: c.name, "command")
     infos = tuple(
         PluginInfo(
             name,
@@ -143,6 +154,7 @@ def _collect(manager: _Manager, origins: Mapping[str, tuple[str, str]]) -> Regis
             kinds=tuple(contributed[name].get("kind", ())),
             planes=tuple(contributed[name].get("plane", ())),
             policies=tuple(contributed[name].get("policy", ())),
+            commands=tuple(contributed[name].get("command", ())),
         )
         for name in origins
     )
@@ -152,4 +164,5 @@ def _collect(manager: _Manager, origins: Mapping[str, tuple[str, str]]) -> Regis
         policies=tuple(policies.values()),
         services=tuple(services.values()),
         plugins=infos,
+        commands=tuple(commands.values()),
     )

@@ -1,16 +1,26 @@
 """Shipyard's exceptions. The CLI maps them to exit codes; nothing else does.
 
-ShipyardError
- ├── UserError            exit 1: the user can fix it; printed without a traceback
- │    ├── SpecError          bad specs: carries every Diagnostic found, not just the first
- │    ├── PolicyViolation    mandatory policies failed
- │    ├── StalePlanError     a reviewed plan no longer matches a fresh plan
- │    ├── TargetUnavailable  the target cannot be reached from here (no credentials, CLI)
- │    ├── LockHeld           someone else is applying to the target
- │    └── PluginError        a plugin failed to load or misnamed a hook
- └── InternalError        exit 3: a bug or a failed apply; traceback with --verbose
-      └── ApplyError         a change failed after retries; the journal allows resuming
-TransientError           raised by appliers for retryable failures (timeouts, throttling)
+Every error Shipyard raises on purpose is a ``ShipyardError``: a message, a hint saying how
+to fix it, and an exit code. ``tests/test_errors.py`` checks this drawing against the real
+subclasses, the planes' included::
+
+    ShipyardError                exit 3 unless a subclass says otherwise
+     ├── UserError               exit 1: the user can fix it; printed without a traceback
+     │    ├── SpecError             bad specs: carries every Diagnostic found, not just the first
+     │    │    ├── PolicyViolation     mandatory policies failed
+     │    │    └── DataCheckFailed     (features) data failed its checks; nothing was written
+     │    ├── StalePlanError        a reviewed plan no longer matches a fresh plan
+     │    ├── TargetUnavailable     the target cannot be reached from here (no credentials, CLI, server)
+     │    ├── LockHeld              someone else is applying to the target
+     │    ├── PluginError           a plugin failed to load or misnamed a hook
+     │    ├── MissingExtra          an optional dependency is not installed; names the install command
+     │    ├── PromotionRefused      (models) a version failed its gates: the alias did not move
+     │    └── CanaryRolledBack      (models) the canary did worse than the version it would replace
+     ├── TransientError          exit 3: worth retrying (timeouts, throttling, 5xx); apply retries it
+     └── InternalError           exit 3: a bug or a failed apply; traceback with --verbose
+          ├── ApplyError            a change failed after retries; the journal allows resuming
+          │    └── ChangesFailed       some changes failed; the other teams' changes were applied
+          └── WorkerError           a plane's worker process died or broke its protocol
 """
 
 from __future__ import annotations
@@ -21,9 +31,17 @@ from shipyard.sdk.model import Diagnostic
 
 
 class ShipyardError(Exception):
-    """Base of every error Shipyard raises on purpose."""
+    """Base of every error Shipyard raises on purpose: what happened, and how to fix it."""
 
     exit_code = 3
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message + (f"\nhint: {self.hint}" if self.hint else "")
 
 
 class UserError(ShipyardError):
@@ -31,19 +49,14 @@ class UserError(ShipyardError):
 
     exit_code = 1
 
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
 
 class SpecError(UserError):
-    """One or more Diagnostics, all collected before raising."""
+    """One or more Diagnostics, all collected before raising; ``message`` says what stopped."""
 
-    def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
+    def __init__(self, diagnostics: Iterable[Diagnostic], message: str = "", hint: str = "") -> None:
         self.diagnostics = tuple(diagnostics)
         count = len(self.diagnostics)
-        super().__init__(f"{count} error{'s' if count != 1 else ''} in specs")
+        super().__init__(message or f"{count} error{'s' if count != 1 else ''} in specs", hint)
 
 
 class PolicyViolation(SpecError):
@@ -51,53 +64,57 @@ class PolicyViolation(SpecError):
 
 
 class StalePlanError(UserError):
-    pass
+    """The reviewed plan differs from a fresh one: the repo or the target moved since the review."""
 
 
 class TargetUnavailable(UserError):
-    pass
+    """The target cannot be reached from here."""
 
 
 class LockHeld(UserError):
-    pass
+    """Another apply holds the target's lock."""
 
 
 class PluginError(UserError):
-    pass
+    """A plugin failed to load, or implements a hook that does not exist."""
+
+
+class MissingExtra(UserError):
+    """A library an optional extra provides is not installed."""
+
+
+class TransientError(ShipyardError):
+    """Raised by a plane for a failure worth retrying with backoff (apply retries it)."""
 
 
 class InternalError(ShipyardError):
-    exit_code = 3
+    """A bug, or a failure Shipyard cannot explain as the user's."""
 
 
 class ApplyError(InternalError):
-    pass
+    """A change failed (after retries, for transient failures); run apply again to resume."""
 
 
-class ChangesFailed(UserError):
+class ChangesFailed(ApplyError):
     """Some changes of an apply failed; the other teams' changes were still applied.
 
     ``failed`` maps each failed key to why; ``skipped`` lists the keys not tried because an
-    earlier change of the same team failed.
+    earlier change of the same team failed. Exit 3, like any failed apply.
     """
 
-    def __init__(self, failed: dict[str, str], skipped: list[str]) -> None:
-        lines = [f"  {key}: {why}" for key, why in failed.items()]
-        if skipped:
-            lines.append(f"  not tried, after a failure in the same team: {', '.join(skipped)}")
+    def __init__(self, failed: Mapping[str, str], skipped: Iterable[str]) -> None:
+        self.failed = dict(failed)
+        self.skipped = list(skipped)
+        lines = [f"  {key}: {why}" for key, why in self.failed.items()]
+        if self.skipped:
+            lines.append(f"  not tried, after a failure in the same team: {', '.join(self.skipped)}")
         super().__init__(
-            f"{len(failed)} change(s) failed:\n" + "\n".join(lines),
+            f"{len(self.failed)} change(s) failed:\n" + "\n".join(lines),
             hint="fix the cause and run apply again to resume; the other teams' changes were applied",
         )
-        self.failed = failed
-        self.skipped = skipped
 
 
-class TransientError(Exception):
-    """Raised by a plane's applier for a failure worth retrying with backoff."""
-
-
-def api_failure(service: str, status: int, reason: str, body: str, hints: Mapping[int, str]) -> Exception:
+def api_failure(service: str, status: int, reason: str, body: str, hints: Mapping[int, str]) -> ShipyardError:
     """An API's error answer as ours: 5xx and 429 are ``TransientError`` (retried), the rest explained by status."""
     message = f"{service} answered {status} {reason}: {body.strip()[:300]}"
     if status >= 500 or status == 429:

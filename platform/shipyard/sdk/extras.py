@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import re
 
-from shipyard.sdk.errors import UserError
+from shipyard.sdk.errors import MissingExtra
 
 #: Distributions whose import name is not their normalised project name.
 _IMPORT_NAMES = {"scikit_learn": "sklearn", "protobuf": "google"}
@@ -35,13 +35,13 @@ def extras_providing(module: str) -> list[str]:
     return sorted(found)
 
 
-def missing_dependency(error: ModuleNotFoundError) -> UserError | None:
+def missing_dependency(error: ModuleNotFoundError) -> MissingExtra | None:
     """A user error naming the install command, when the missing module comes from one of our extras."""
     extras = extras_providing(error.name or "")
     if not extras:
         return None
     command = f"uv sync --extra {extras[0]}"
-    return UserError(
+    return MissingExtra(
         f"'{error.name}' is not installed; it comes with shipyard's {' or '.join(extras)} extra",
         hint=f"run `make install` (every plane), or `{command}` (pip: pip install 'shipyard[{extras[0]}]')",
     )

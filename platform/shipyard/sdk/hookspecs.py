@@ -1,4 +1,4 @@
-"""The hooks a Shipyard plugin can implement. There are four, all called once at start-up.
+"""The hooks a Shipyard plugin can implement. There are five, all called once at start-up.
 
 A plugin is any object (usually a module) exposed in the ``shipyard.plugins``
 entry-point group. Built-in planes are registered exactly the same way. Every
@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    import click
+
     from shipyard.sdk.kinds import Kind
     from shipyard.sdk.planes import LocalService, Plane, Policy
 
@@ -58,5 +60,17 @@ def shipyard_local_services() -> list[LocalService]:
     """Processes the local embedded platform starts (MLflow, a model server...).
 
     Called by ``shipyard up``. Results are concatenated; names must be unique.
+    """
+    raise NotImplementedError  # a specification; pluggy calls the implementations
+
+
+@hookspec
+def shipyard_commands() -> list[click.Command]:
+    """CLI verbs this plugin adds (``shipyard seed``, ``shipyard promote``...), as click commands.
+
+    Called when the CLI starts. A command receives the session through ``@click.pass_obj``
+    (``shipyard.sdk.commands.Session``: the repo root, the validated specs, a plane's context
+    on a target). Results are concatenated; a name claimed twice, or one of the CLI's own
+    verbs, is a start-up error.
     """
     raise NotImplementedError  # a specification; pluggy calls the implementations

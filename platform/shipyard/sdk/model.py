@@ -33,26 +33,40 @@ class SourcePosition:
 class Resource:
     """One thing a plane manages, in a shape every plane shares.
 
-    ``key`` is stable across revisions (``tenancy/fraud/Namespace``), ``body`` is
-    plain JSON-able data. Example::
+    Its identity is structured: the ``plane``, the ``kind``, the ``scope`` it belongs to (a team,
+    or an infra stack) and its ``name`` within that scope. The ``key`` is derived from them and
+    never parsed back apart. ``body`` is plain JSON-able data: what a reviewer reads and the diff
+    compares. ``payload`` is what the applier needs beside it and a reviewer does not read (the
+    compiled pipeline to run, the manifest digest to serve): derived from the same inputs, kept
+    out of the diff and the rendered plan, and covered by the plan's hash. Example::
 
-        Resource("tenancy", "Namespace", "tenancy/fraud/Namespace", {"metadata": {...}})
+        Resource("tenancy", "Namespace", "fraud", "fraud", {"metadata": {...}})
+        # key: tenancy/fraud/Namespace/fraud
     """
 
     plane: str
     kind: str
-    key: str
+    scope: str
+    name: str
     body: Mapping[str, Any]
     source: SourcePosition | None = field(default=None, compare=False)
+    payload: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def key(self) -> str:
+        return resource_key(self.plane, self.scope, self.kind, self.name)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        found = {
             "plane": self.plane,
             "kind": self.kind,
+            "scope": self.scope,
+            "name": self.name,
             "key": self.key,
             "body": self.body,
             "source": None if self.source is None else str(self.source),
         }
+        return found | ({"payload": self.payload} if self.payload else {})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Resource:
@@ -61,7 +75,14 @@ class Resource:
         if source:
             file, line, column = str(source).rsplit(":", 2)
             position = SourcePosition(file, int(line), int(column))
-        return cls(data["plane"], data["kind"], data["key"], data["body"], position)
+        return cls(
+            data["plane"], data["kind"], data["scope"], data["name"], data["body"], position, data.get("payload", {})
+        )
+
+
+def resource_key(plane: str, scope: str, kind: str, name: str) -> str:
+    """The one way a Resource's key is made: ``<plane>/<scope>/<kind>/<name>``."""
+    return f"{plane}/{scope}/{kind}/{name}"
 
 
 class Action(enum.StrEnum):
@@ -100,15 +121,24 @@ class FieldDiff:
 
 @dataclass(frozen=True)
 class Change:
-    """What a plan will do to one Resource; ``desired``/``observed`` are None when absent."""
+    """What a plan will do to one Resource; ``desired``/``observed`` are None when absent.
 
-    key: str
+    An applier acts on exactly this: the desired body carries everything it needs (the
+    version to promote, the manifest to serve, the compiled pipeline to run).
+    """
+
     plane: str
     kind: str
+    scope: str
+    name: str
     action: Action
     diffs: tuple[FieldDiff, ...] = ()
     desired: Resource | None = None
     observed: Resource | None = None
+
+    @property
+    def key(self) -> str:
+        return resource_key(self.plane, self.scope, self.kind, self.name)
 
     @property
     def source(self) -> SourcePosition | None:

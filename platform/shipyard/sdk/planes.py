@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from shipyard.sdk.errors import TargetUnavailable, UserError
 from shipyard.sdk.kinds import SpecSet
 from shipyard.sdk.model import Change, Diagnostic, FieldPath, Resource
 
-T = TypeVar("T")
+S = TypeVar("S")
 STATE_DIR = ".shipyard"  # git-ignored: what applying did, per target
 
 
@@ -21,14 +21,24 @@ def local_state_dir(root: Path) -> Path:
     return root / STATE_DIR / "local"
 
 
+#: What a plane's ``pin`` read from the live target: plain JSON-able data, recorded in the plan.
+Facts = Mapping[str, Any]
+
+
 @dataclass(frozen=True)
 class Target:
-    """Where a plan is applied: ``local`` (this machine) or a cloud environment."""
+    """Where a plan is applied: ``local`` (this machine) or a cloud environment.
+
+    ``endpoints`` are the URLs of the services running for the target, by service name (for
+    ``local``, read from the process table: ``{"mlflow": "http://127.0.0.1:5000"}``). Every
+    command finds them the same way; nothing is published through the process environment.
+    """
 
     name: str
     kind: Literal["local", "environment"]
     root: Path
     state_dir: Path
+    endpoints: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_local(self) -> bool:
@@ -37,42 +47,63 @@ class Target:
 
 @dataclass(frozen=True)
 class DesiredContext:
-    """What ``Plane.desired`` may read: the repo tree and its validated specs.
+    """What a plane reads: the repo tree, its validated specs, and the facts its ``pin`` returned.
 
-    ``live`` says whether a plane may also read the environment's live state to pin
-    what specs leave open (the newest event to materialize up to, the model version
-    an alias should move to). It is False when planning against a git revision, so
-    both sides of a pull request plan are computed alike, from git alone.
+    ``desired`` is a pure function of this: same tree, specs and facts, same Resources.
+    ``live`` says whether facts were pinned from a live target; it is False when planning
+    against a git revision, so both sides of a pull request plan come from git alone.
+    ``providers`` are the installed planes, for ``provider`` (used by observe, apply and
+    the local platform, never by ``desired``).
     """
 
     root: Path
     specs: SpecSet
     environment: str
     live: bool = True
+    facts: Facts = field(default_factory=dict)
+    providers: tuple[object, ...] = field(default=(), compare=False, repr=False)
+
+    def provider(self, service: type[S]) -> S:
+        """The installed plane that offers ``service``, an SDK protocol such as ``OnlineFeatures``.
+
+        Example::
+
+            features = ctx.provider(OnlineFeatures)
+            row = features.online_features(ctx, target, "fraud", "fraud_scorer", {"user_id": 1})
+        """
+        for candidate in self.providers:
+            if isinstance(candidate, service):
+                return candidate
+        raise UserError(
+            f"no installed plane provides {service.__name__}",
+            hint="install the plugin that provides it (shipyard plugins lists what is installed)",
+        )
+
+
+#: An applier makes one Change true on a target; ``Plane.appliers`` maps each kind to one.
+Applier = Callable[[Change, DesiredContext, Target], None]
 
 
 class Plane(abc.ABC):
-    """A plane turns specs into Resources and, in its applier only, changes the world.
+    """A plane turns specs into Resources and, in its appliers only, changes the world.
 
-    ``desired`` is pure: same tree, same Resources, no side effects. ``observe``
-    reads a target; ``apply`` makes one Change true on it and must be idempotent
-    (the engine may repeat a change after a crash). Raise ``TransientError`` for
-    failures worth retrying. The engine always plans afresh (``desired``, then
-    ``observe``) in the same process before it applies, so a plane may keep what
-    ``desired`` read for its applier (``Readings`` does that).
+    The engine calls, in order: ``pin`` (read the live facts desired state depends on, as
+    data; they enter the plan and its hash), ``desired`` (pure: specs, files and facts in,
+    Resources out), ``check``, ``observe`` (what the target holds now), and for each pending
+    Change the applier its kind maps to. An applier executes its Change and never decides
+    again: the Change carries what to do (the version to promote, the manifest to serve, the
+    pipeline to run). It must be idempotent (the engine may repeat a change after a crash).
+    Raise ``TransientError`` for failures worth retrying.
 
     ``order`` is the apply order (infra 10, tenancy 20, features 30, pipelines 40,
-    models 50); ``ignored_fields`` maps a Resource kind to paths the server sets,
-    which the diff ignores (``("*",)`` matches any one key).
+    models 50); ``ignored_fields`` maps a Resource kind to paths the server sets (or that
+    travel with a Change for its applier only), which the diff ignores (``("*",)`` matches
+    any one key).
     """
 
     name: ClassVar[str]
     order: ClassVar[int]
     ignored_fields: ClassVar[Mapping[str, Sequence[FieldPath]]] = {}
-
-    @abc.abstractmethod
-    def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
-        """Resources this repo declares for ``ctx.environment``."""
 
     def warm_up(self, root: Path) -> None:
         """Start slow work (a worker process importing heavy libraries) before ``desired`` is asked.
@@ -81,57 +112,70 @@ class Plane(abc.ABC):
         """
         return  # most planes have nothing slow to start
 
-    def check(self, ctx: DesiredContext) -> Iterable[Diagnostic]:
-        """Checks of the data behind the desired state (not of the specs), run during plan.
+    def pin(self, ctx: DesiredContext, target: Target) -> Facts:
+        """The live facts ``desired`` needs for ``target`` (registry versions, data watermarks), as data."""
+        return {}
 
-        Errors stop plan and apply like mandatory policies. Example: Great
-        Expectations suites on a sample of each feature view's data.
+    @abc.abstractmethod
+    def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
+        """Resources this repo declares for ``ctx.environment``, given ``ctx.facts``. Pure."""
+
+    def check(self, ctx: DesiredContext, resources: Sequence[Resource]) -> Iterable[Diagnostic]:
+        """Checks of what the desired state stands on (not of the specs), run during plan.
+
+        ``resources`` are this plane's desired Resources. Errors stop plan and apply like
+        mandatory policies. Example: Great Expectations suites on a sample of each view's data.
         """
         return ()
 
-    def observe(self, target: Target) -> Iterable[Resource]:
+    def observe(self, ctx: DesiredContext, target: Target) -> Iterable[Resource]:
         """Resources that exist on ``target`` now."""
         raise TargetUnavailable(
             f"the {self.name} plane cannot observe target '{target.name}' yet",
             hint="plan against 'local' or 'base:<rev>'",
         )
 
-    def apply(self, change: Change, target: Target) -> None:
-        """Make ``change`` true on ``target``."""
-        raise TargetUnavailable(
-            f"the {self.name} plane cannot apply to target '{target.name}' yet",
-            hint="apply to 'local'",
-        )
+    def appliers(self, target: Target) -> Mapping[str, Applier]:
+        """The applier of each Resource kind this plane applies to ``target``."""
+        return {}
+
+    def apply(self, change: Change, ctx: DesiredContext, target: Target) -> None:
+        """Make ``change`` true on ``target``, with the applier of its kind."""
+        applier = self.appliers(target).get(change.kind)
+        if applier is None:
+            raise TargetUnavailable(
+                f"the {self.name} plane cannot apply {change.kind} to target '{target.name}'",
+                hint="apply to 'local'",
+            )
+        applier(change, ctx, target)
+
+    # -- the local platform (shipyard up) ---------------------------------------------------------
+
+    def prepare(self, ctx: DesiredContext, target: Target) -> Iterable[str]:
+        """Before a local ``up`` plans: provide what a laptop lacks (synthetic data); returns lines to show."""
+        return ()
+
+    def smoke(self, ctx: DesiredContext, target: Target) -> Iterable[SmokeResult]:
+        """After a local ``up`` applied: one request to each thing this plane serves."""
+        return ()
 
 
-class Readings(Generic[T]):
-    """What a plane read to compute desired state, kept per checkout and environment.
+@dataclass(frozen=True)
+class SmokeResult:
+    """What one served deployment answered to ``up``'s smoke request, or why it could not."""
 
-    The engine plans afresh in the same process before it observes or applies (see
-    ``Plane``), so ``observe`` and ``apply`` find here the reading of the plan they follow.
-    A reading is reused only for the same loaded specs and the same ``live`` setting.
-    """
+    deployment: str
+    url: str | None = None
+    version: int | None = None
+    alias: str = ""
+    features_as_of: str | None = None
+    prediction: Any = None
+    error: str = ""
+    endpoints: tuple[str, ...] = ()  # the inference URLs a person can call
 
-    def __init__(self, plane: str) -> None:
-        self.plane = plane
-        self._kept: dict[tuple[Path, str], tuple[DesiredContext, T]] = {}
-
-    def get(self, ctx: DesiredContext) -> T | None:
-        kept = self._kept.get((ctx.root, ctx.environment))
-        if kept is None or kept[0].specs is not ctx.specs or kept[0].live != ctx.live:
-            return None
-        return kept[1]
-
-    def put(self, ctx: DesiredContext, reading: T) -> T:
-        self._kept[(ctx.root, ctx.environment)] = (ctx, reading)
-        return reading
-
-    def of(self, target: Target) -> tuple[DesiredContext, T]:
-        """The context and reading of the plan last made for ``target``."""
-        kept = self._kept.get((target.root, target.name))
-        if kept is None:
-            raise UserError(f"the {self.plane} plane reaches a target only after planning it", hint="run shipyard plan")
-        return kept
+    @property
+    def ok(self) -> bool:
+        return not self.error
 
 
 @dataclass(frozen=True)
@@ -159,21 +203,15 @@ class Policy:
     needs_resources: bool = False
 
 
-def _nothing(url: str) -> Mapping[str, str]:
-    return {}
-
-
 @dataclass(frozen=True)
 class LocalService:
     """A process the local platform runs (``shipyard up``) before it applies, bound to 127.0.0.1.
 
-    ``command`` gets the port chosen for it and the state folder, and returns argv;
-    ``exports`` gets its URL and returns the environment variables through which
-    the planes find it (``{"MLFLOW_TRACKING_URI": url}``).
+    ``command`` gets the port chosen for it and the state folder, and returns argv. Once it
+    runs, planes find its URL in ``Target.endpoints`` under ``name``.
     """
 
     name: str
     description: str
     command: Callable[[int, Path], Sequence[str]]
     health_path: str = "/"
-    exports: Callable[[str], Mapping[str, str]] = _nothing

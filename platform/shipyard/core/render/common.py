@@ -55,3 +55,12 @@ def field_lines(change: Change, limit: int) -> list[str]:
     if len(rows) > limit:
         rows = [*rows[:limit], f"  ... {len(rows) - limit} more fields (full plan in JSON)"]
     return rows
+
+
+def one_line(change: Change, shown: int = 2) -> str:
+    """An update's first field changes on one line (``  version: 1 -> 2``); empty for other actions."""
+    if change.action is not Action.UPDATE or not change.diffs:
+        return ""
+    parts = [f"{d.dotted}: {short(d.before, 30)} -> {short(d.after, 30)}" for d in change.diffs[:shown]]
+    more = f" (+{len(change.diffs) - shown} more)" if len(change.diffs) > shown else ""
+    return "  " + "; ".join(parts) + more

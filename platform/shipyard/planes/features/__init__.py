@@ -9,11 +9,15 @@ Desired state comes from Feast itself (the repo parsed and planned by
 ``FeatureStore.plan`` in a worker process); the local target is observed from its
 Feast registry and applied with Feast's apply. On the local target, apply also
 materializes each view over an explicit window ending at the newest event in its
-data, after the view's checks pass on all of it.
+data (a fact pinned into the plan), after the view's checks pass on all of it.
+
+The plane offers two SDK services: ``TrainingInputs`` (where a team's training run finds
+its data) and ``OnlineFeatures`` (a served model's features, for ``up``'s smoke request).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,18 +28,18 @@ from shipyard.planes.features.config import offline_uri, repo_config
 from shipyard.planes.features.spec import DataCheckSpec, FeatureStoreSpec
 from shipyard.sdk import (
     Action,
+    Applier,
     Change,
     DesiredContext,
     Diagnostic,
+    Facts,
     FieldPath,
     Kind,
     Plane,
-    Readings,
     Resource,
     Spec,
     SpecSet,
     Target,
-    UserError,
     content_digest,
     hookimpl,
 )
@@ -61,10 +65,6 @@ REGISTRY_KINDS = frozenset(
 )
 
 
-def key(team: str, kind: str, name: str) -> str:
-    return f"{PLANE}/{team}/{kind}/{name}"
-
-
 class FeaturesPlane(Plane):
     name = PLANE
     order = 30
@@ -77,177 +77,206 @@ class FeaturesPlane(Plane):
 
     def __init__(self) -> None:
         self.worker = Worker("shipyard.planes.features.tasks")
-        self._seen: Readings[_Seen] = Readings(PLANE)  # what desired read, for check/observe/apply
 
     def warm_up(self, root: Path) -> None:
         if (root / PLANE).is_dir():
             self.worker.start()
 
-    # -- reading the repo -------------------------------------------------------------------------
+    # -- pin and desired --------------------------------------------------------------------------
+
+    def pin(self, ctx: DesiredContext, target: Target) -> Facts:
+        """The newest event in each online view's local data: where its materialization window ends."""
+        if not target.is_local:
+            return {}
+        found = self._parse(ctx)
+        uris = {
+            f"{team}/{view}": parsed["sources"][source]
+            for team, parsed in found.items()
+            for view, source in parsed["views"].items()
+            if source in parsed["sources"]
+        }
+        newest: dict[str, str | None] = self.worker.call("newest", uris=uris, root=str(ctx.root)) if uris else {}
+        return {"newest": dict(sorted(newest.items()))}
 
     def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
-        seen = self._read(ctx)
-        for team, found in seen.teams.items():
-            for obj in found["objects"]:
-                yield Resource(PLANE, obj["kind"], key(team, obj["kind"], obj["name"]), obj["body"])
+        found = self._parse(ctx)
+        resources = []
+        for team, parsed in found.items():
+            resources += [Resource(PLANE, o["kind"], team, o["name"], o["body"]) for o in parsed["objects"]]
             if ctx.environment != "local":
                 # A cloud environment holds only Feast's registry; checks travel with the
                 # pipelines that run them, and its own jobs materialize.
                 continue
-            for check in seen.checks_of(team):
+            for check in checks_of(ctx.specs, team):
                 body = check.spec.model_dump(mode="json", by_alias=True)
-                yield Resource(PLANE, "DataCheck", key(team, "DataCheck", check.name), body, check.source)
+                resources.append(Resource(PLANE, "DataCheck", team, check.name, body, check.source))
             if ctx.live:
-                yield from self._materializations(seen, team, found)
+                resources += _materializations(ctx, team, parsed["objects"])
+        return resources
 
-    def _read(self, ctx: DesiredContext) -> _Seen:
-        cached = self._seen.get(ctx)
-        if cached is not None:
-            return cached
+    def _parse(self, ctx: DesiredContext) -> dict[str, Any]:
+        """Each team's Feast objects (and file sources, and views' sources), read by Feast in the worker."""
         teams = [t.name for t in ctx.specs.of_kind("Team") if (ctx.root / PLANE / t.name).is_dir()]
-        if not teams and not ctx.specs.of_kind(DATA_CHECK.name):
-            return self._seen.put(ctx, _Seen(ctx, None, {}))
+        if not teams:
+            return {}
         store = feature_store(ctx.specs, ctx.environment)
         settings = {
             team: {"config": repo_config(store, team, ctx.root), "offline": offline_uri(store, team)} for team in teams
         }
-        found = self.worker.call("desired", root=str(ctx.root), teams=settings, infra=ctx.environment == "local")
-        seen = _Seen(ctx, store, found)
-        if ctx.environment == "local":
-            uris = {
-                f"{team}/{view}": found[team]["sources"][source]
-                for team in teams
-                for view, source in found[team]["views"].items()
-                if source in found[team]["sources"]
-            }
-            seen.newest = self.worker.call("newest", uris=uris, root=str(ctx.root))
-        return self._seen.put(ctx, seen)
+        found: dict[str, Any] = self.worker.call(
+            "desired", root=str(ctx.root), teams=settings, infra=ctx.environment == "local"
+        )
+        return found
 
-    def _materializations(self, seen: _Seen, team: str, found: dict[str, Any]) -> Iterator[Resource]:
-        lookback = timedelta(days=seen.store.materialization.lookback_days)
-        views = {
-            o["name"]: o["body"] for o in found["objects"] if o["kind"] == "FeatureView" and o["body"].get("online")
-        }
-        for view, body in sorted(views.items()):
-            newest = seen.newest.get(f"{team}/{view}")
-            if newest is None:
-                continue  # no data yet: check() says so
-            end = datetime.fromisoformat(newest)
-            window = {"featureView": view, "start": (end - lookback).isoformat(), "end": end.isoformat()}
-            # A changed view is materialized again, even over the same window.
-            yield Resource(
-                PLANE, "Materialization", key(team, "Materialization", view), window | {"view": content_digest(body)}
+    def check(self, ctx: DesiredContext, resources: Sequence[Resource]) -> Iterable[Diagnostic]:
+        """Each DataCheck names views its team declares, and holds on a sample of its data where it is readable."""
+        checks = ctx.specs.of_kind(DATA_CHECK.name)
+        if not checks:
+            return
+        store = feature_store(ctx.specs, ctx.environment)
+        for check in checks:
+            team = str(check.team)
+            views = {r.name for r in resources if r.kind == "FeatureView" and r.scope == team}
+            for index, view in enumerate(check.spec.feature_views):
+                if view not in views:
+                    yield check.diagnostic(
+                        ("spec", "featureViews", index),
+                        got=f"'{view}'",
+                        expected=f"a feature view of features/{team}: {', '.join(sorted(views)) or 'none'}",
+                    )
+            path = data_path(ctx.root, store, team, check.spec)
+            if "://" in path:
+                continue  # cloud data is checked by the environment's own jobs, not from a laptop
+            result = self.worker.call(
+                "check", path=path, expectations=expectations(check), sample_rows=check.spec.sample_rows
             )
-
-    def check(self, ctx: DesiredContext) -> Iterable[Diagnostic]:
-        """Each DataCheck on a sample of its data, where this machine can read the data."""
-        seen = self._read(ctx)
-        for team in seen.teams:
-            for check in seen.checks_of(team):
-                views = {o["name"] for o in seen.teams[team]["objects"] if o["kind"] == "FeatureView"}
-                for index, view in enumerate(check.spec.feature_views):
-                    if view not in views:
-                        yield check.diagnostic(
-                            ("spec", "featureViews", index),
-                            got=f"'{view}'",
-                            expected=f"a feature view of features/{team}: {', '.join(sorted(views)) or 'none'}",
-                        )
-                path = data_path(seen.root, seen.store, team, check.spec)
-                if "://" in path:
-                    continue  # cloud data is checked by the environment's own jobs, not from a laptop
-                result = self.worker.call(
-                    "check", path=path, expectations=expectations(check), sample_rows=check.spec.sample_rows
-                )
-                yield from check_findings(check, path, result, sampled=True)
+            yield from check_findings(check, path, result, sampled=True)
 
     # -- targets ----------------------------------------------------------------------------------
 
-    def observe(self, target: Target) -> Iterable[Resource]:
-        _, seen = self._seen.of(target)
+    def observe(self, ctx: DesiredContext, target: Target) -> Iterable[Resource]:
+        declared = [t.name for t in ctx.specs.of_kind("Team") if (ctx.root / PLANE / t.name).is_dir()]
         if not target.is_local:
             # Every declared team's registry: a cloud registry is not listed, so a team whose whole
             # feature repo was removed is left for its owners to delete.
-            configs = {team: repo_config(seen.store, team, target.root) for team in seen.teams}
-            return self._observed(configs, infra=False)
-        if seen.declared is None:
+            store = feature_store(ctx.specs, target.name)
+            return self._observed({team: repo_config(store, team, target.root) for team in declared}, infra=False)
+        if not declared and not ctx.specs.of_kind(DATA_CHECK.name):
             return list(_records(target))
-        configs = {
-            team: repo_config(seen.store, team, target.root) for team in _registered_teams(target.root, seen.store)
-        }
+        store = feature_store(ctx.specs, target.name)
+        configs = {team: repo_config(store, team, target.root) for team in _registered_teams(target.root, store)}
         return self._observed(configs, infra=True) + list(_records(target))
 
     def _observed(self, configs: dict[str, dict[str, Any]], infra: bool) -> list[Resource]:
         found = self.worker.call("observe", teams=configs, infra=infra) if configs else {}
         return [
-            Resource(PLANE, o["kind"], key(team, o["kind"], o["name"]), o["body"])
-            for team, objects in found.items()
-            for o in objects
+            Resource(PLANE, o["kind"], team, o["name"], o["body"]) for team, objects in found.items() for o in objects
         ]
 
-    def apply(self, change: Change, target: Target) -> None:
-        _, team, kind, _name = change.key.split("/", 3)
-        _, seen = self._seen.of(target)
-        if kind in REGISTRY_KINDS:
-            # Feast applies a team's whole project at once; repeating it for the project's
-            # other changes finds nothing left to do.
-            config = repo_config(seen.store, team, target.root)
-            self.worker.call(
-                "apply", root=str(target.root), team=team, config=config, offline=offline_uri(seen.store, team)
-            )
-        elif change.action is Action.DELETE:
+    def appliers(self, target: Target) -> Mapping[str, Applier]:
+        appliers: dict[str, Applier] = dict.fromkeys(REGISTRY_KINDS, self._apply_registry)
+        if target.is_local:
+            appliers |= {"DataCheck": _keep_check, "Materialization": self._materialize}
+        return appliers
+
+    def _apply_registry(self, change: Change, ctx: DesiredContext, target: Target) -> None:
+        # Feast applies a team's whole project at once; repeating it for the project's
+        # other changes finds nothing left to do.
+        store = feature_store(ctx.specs, target.name)
+        team = change.scope
+        config = repo_config(store, team, target.root)
+        self.worker.call("apply", root=str(target.root), team=team, config=config, offline=offline_uri(store, team))
+
+    def _materialize(self, change: Change, ctx: DesiredContext, target: Target) -> None:
+        """Load the planned window into the online store, once the view's checks pass on all of its data."""
+        if change.action is Action.DELETE or change.desired is None:
             _records(target).delete(change.key)
-        elif change.desired is not None and kind == "DataCheck":
-            _records(target).put(change.desired)
-        elif change.desired is not None and kind == "Materialization":
-            self._materialize(seen, team, change.desired, target)
-
-    def online(self, root: Path, specs: SpecSet, team: str, service: str, entity: dict[str, Any]) -> dict[str, Any]:
-        """One entity's features from the team's local online store, as a served model reads them.
-
-        ``{"features": {name: value or None}, "as_of": newest event time (ISO) or None}``.
-        """
-        config = repo_config(feature_store(specs, "local"), team, root)
-        found: dict[str, Any] = self.worker.call("online", config=config, service=service, entity=entity)
-        return found
-
-    def _materialize(self, seen: _Seen, team: str, window: Resource, target: Target) -> None:
-        view = window.body["featureView"]
+            return
+        team, window = change.scope, change.desired.body
+        store = feature_store(ctx.specs, target.name)
         failures: list[Diagnostic] = []
-        for check in (c for c in seen.checks_of(team) if view in c.spec.feature_views):
-            path = data_path(target.root, seen.store, team, check.spec)
+        for check in (c for c in checks_of(ctx.specs, team) if window["featureView"] in c.spec.feature_views):
+            path = data_path(target.root, store, team, check.spec)
             result = self.worker.call("check", path=path, expectations=expectations(check), sample_rows=None)
             failures += check_findings(check, path, result, sampled=False)
         if failures:
-            raise DataCheckFailed(failures, f"{team}/{view} was not materialized")
+            raise DataCheckFailed(failures, f"{team}/{window['featureView']} was not materialized")
         self.worker.call(
             "materialize",
             team=team,
-            config=repo_config(seen.store, team, target.root),
-            views=[view],
-            start=window.body["start"],
-            end=window.body["end"],
+            config=repo_config(store, team, target.root),
+            views=[window["featureView"]],
+            start=window["start"],
+            end=window["end"],
         )
-        _records(target).put(window)
+        _records(target).put(change.desired)
+
+    # -- services other planes use through the SDK ------------------------------------------------
+
+    def training_inputs(self, ctx: DesiredContext, target: Target, team: str) -> dict[str, str]:
+        """``TrainingInputs``: the team's store config, offline data and data checks, for its training run."""
+        store = feature_store(ctx.specs, target.name)
+        checks = [
+            {
+                "name": f"{team}/{c.name}",
+                "path": data_path(target.root, store, team, c.spec),
+                "expectations": expectations(c),
+            }
+            for c in checks_of(ctx.specs, team)
+        ]
+        offline = offline_uri(store, team)
+        # A cloud run reads everything from URLs; its repo path is its own working folder.
+        anchor = target.root if target.is_local else Path(".")
+        return {
+            "feature_store": json.dumps(repo_config(store, team, anchor)),
+            "offline_uri": offline if "://" in offline else str(target.root / offline),
+            "data_checks": json.dumps(checks),
+        }
+
+    def online_features(
+        self, ctx: DesiredContext, target: Target, team: str, service: str, entity: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``OnlineFeatures``: one entity's features from the team's online store, as a served model reads them."""
+        config = repo_config(feature_store(ctx.specs, target.name), team, target.root)
+        found: dict[str, Any] = self.worker.call("online", config=config, service=service, entity=entity)
+        return found
+
+    # -- the local platform -----------------------------------------------------------------------
+
+    def prepare(self, ctx: DesiredContext, target: Target) -> Iterable[str]:
+        """Synthetic data for each team that has a generator and no data yet (``shipyard seed``)."""
+        from shipyard.planes.features.seed import seed
+
+        for seeded in seed(target.root, ctx.specs):
+            verb = "kept existing data in" if seeded.skipped else "wrote"
+            yield f"{seeded.team}: {verb} {seeded.folder.relative_to(target.root)}"
 
 
-class _Seen:
-    """One reading of the repo for an environment: specs, store config and what Feast found."""
+def _materializations(ctx: DesiredContext, team: str, objects: list[dict[str, Any]]) -> Iterator[Resource]:
+    """One window per online view, ending at the newest event its data held when the plan was made."""
+    store = feature_store(ctx.specs, ctx.environment)
+    lookback = timedelta(days=store.materialization.lookback_days)
+    newest: Mapping[str, str | None] = ctx.facts.get("newest", {})
+    views = {o["name"]: o["body"] for o in objects if o["kind"] == "FeatureView" and o["body"].get("online")}
+    for view, body in sorted(views.items()):
+        end_at = newest.get(f"{team}/{view}")
+        if end_at is None:
+            continue  # no data yet: check() says so
+        end = datetime.fromisoformat(end_at)
+        window = {"featureView": view, "start": (end - lookback).isoformat(), "end": end.isoformat()}
+        # A changed view is materialized again, even over the same window.
+        yield Resource(PLANE, "Materialization", team, view, window | {"view": content_digest(body)})
 
-    def __init__(self, ctx: DesiredContext, store: FeatureStoreSpec | None, teams: dict[str, Any]) -> None:
-        self.specs = ctx.specs
-        self.root = ctx.root
-        self.declared = store
-        self.teams = teams
-        self.newest: dict[str, str | None] = {}
 
-    @property
-    def store(self) -> FeatureStoreSpec:
-        if self.declared is None:  # only a repo without feature repos or checks gets here without one
-            raise UserError("no feature store is declared", hint="add features/stores/<env>.yaml (kind: FeatureStore)")
-        return self.declared
+def _keep_check(change: Change, ctx: DesiredContext, target: Target) -> None:
+    if change.action is Action.DELETE or change.desired is None:
+        _records(target).delete(change.key)
+    else:
+        _records(target).put(change.desired)
 
-    def checks_of(self, team: str) -> list[Spec]:
-        return [c for c in self.specs.of_kind(DATA_CHECK.name) if c.team == team]
+
+def checks_of(specs: SpecSet, team: str) -> list[Spec]:
+    return [c for c in specs.of_kind(DATA_CHECK.name) if c.team == team]
 
 
 def feature_store(specs: SpecSet, environment: str) -> FeatureStoreSpec:
@@ -293,3 +322,10 @@ def shipyard_kinds() -> list[Kind]:
 @hookimpl
 def shipyard_planes() -> list[Plane]:
     return [FeaturesPlane()]
+
+
+@hookimpl
+def shipyard_commands() -> list[Any]:
+    from shipyard.planes.features.commands import seed  # click is loaded by the CLI only
+
+    return [seed]

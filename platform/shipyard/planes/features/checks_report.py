@@ -14,10 +14,12 @@ class DataCheckFailed(SpecError):
     """A data gate failed: the step it guards (materialization, training) did not run."""
 
     def __init__(self, diagnostics: Sequence[Diagnostic], what: str) -> None:
-        super().__init__(diagnostics)
-        count = len(self.diagnostics)
-        self.message = f"{what}: {count} data check{'s' if count != 1 else ''} failed"
-        self.hint = "fix the data (or the expectation, in review) and apply again"
+        count = len(diagnostics)
+        super().__init__(
+            diagnostics,
+            f"{what}: {count} data check{'s' if count != 1 else ''} failed",
+            hint="fix the data (or the expectation, in review) and apply again",
+        )
 
 
 def check_findings(check: Spec, path: str, result: dict[str, Any], *, sampled: bool) -> Iterator[Diagnostic]:

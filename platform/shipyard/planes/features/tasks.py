@@ -8,7 +8,6 @@ Feast stamps on them, so desired and observed compare field by field.
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -16,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 # Feast's repo parser and store, imported once per worker.
-from feast import FeatureStore, FileSource, RepoConfig
+from feast import FeatureStore, FileSource, RepoConfig, repo_operations
 from feast.repo_contents import RepoContents
 from feast.repo_operations import parse_repo
 from google.protobuf.json_format import MessageToDict
 
 from shipyard.planes.features import checks
 from shipyard.sdk.errors import UserError
+from shipyard.sdk.featurerepo import reading
 from shipyard.sdk.worker import team_code
 
 #: Feast's registry proto fields → our Resource kinds.
@@ -73,23 +73,32 @@ def infra_objects(infra_proto: Any) -> list[dict[str, Any]]:
 
 @contextlib.contextmanager
 def _team_repo(root: Path, team: str, offline: str) -> Iterator[RepoContents]:
-    """Parse ``features/<team>/`` the way ``feast apply`` does (from inside the repo)."""
+    """Parse ``features/<team>/`` the way ``feast apply`` does, with ``offline_uri()`` answering ``offline``."""
     repo = root / "features" / team
-    cwd = Path.cwd()
-    os.environ["SHIPYARD_OFFLINE_URI"] = offline
-    with team_code(repo):
+    # Feast names each file's module relative to the working directory; naming it relative to
+    # the repo (which team_code puts on sys.path) gives the same modules without a chdir.
+    with team_code(repo), reading(offline), _modules_named_from(repo):
         try:
-            os.chdir(repo)
-            try:
-                contents = parse_repo(repo) if repo.is_dir() else _empty()
-            except (ImportError, SyntaxError, NameError, TypeError, ValueError) as error:
-                raise UserError(
-                    f"features/{team}: the Feast definitions failed to load: {type(error).__name__}: {error}",
-                    hint=f"run `python -c 'import features' ` in features/{team} to see the full error",
-                ) from error
-            yield contents
-        finally:
-            os.chdir(cwd)
+            contents = parse_repo(repo) if repo.is_dir() else _empty()
+        except (ImportError, SyntaxError, NameError, TypeError, ValueError) as error:
+            raise UserError(
+                f"features/{team}: the Feast definitions failed to load: {type(error).__name__}: {error}",
+                hint=f"run `python -c 'import features' ` in features/{team} to see the full error",
+            ) from error
+        yield contents
+
+
+@contextlib.contextmanager
+def _modules_named_from(repo: Path) -> Iterator[None]:
+    def module_of(path: Path) -> str:
+        return ".".join(path.resolve().relative_to(repo.resolve()).with_suffix("").parts)
+
+    original = repo_operations.py_path_to_module
+    repo_operations.py_path_to_module = module_of
+    try:
+        yield
+    finally:
+        repo_operations.py_path_to_module = original
 
 
 def _empty() -> RepoContents:

@@ -12,8 +12,10 @@ The local target runs no cloud, so a live ``local`` plan has no infra. A base pl
 environment compares every stack. A cloud environment with a stack (``--target dev``) is
 planned by ``pulumi preview`` through the Automation API instead of the mocks: both sides
 come from the engine's steps, so outputs of deployed resources are real (``preview.py``).
-That needs the Pulumi CLI and credentials; without them the plan says so and stops. Cost and
-budgets are a pull request's concern, so only base plans carry them.
+That needs the Pulumi CLI and credentials; without them the plan says so and stops. The preview
+is the plane's pinned fact: its proposed side is the desired state, its deployed side what
+``observe`` returns, both recorded in the plan. Cost and budgets are a pull request's concern,
+so only base plans carry them.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shipyard.planes.infra import prices
 from shipyard.planes.infra.stack import StackConfig, load_stack, stack_file, stacks
@@ -32,8 +34,8 @@ from shipyard.sdk import (
     Change,
     DesiredContext,
     Diagnostic,
+    Facts,
     Plane,
-    Readings,
     Resource,
     Severity,
     Target,
@@ -42,32 +44,30 @@ from shipyard.sdk import (
 )
 from shipyard.sdk.processes import TELEMETRY_OFF
 
-if TYPE_CHECKING:
-    from shipyard.planes.infra.preview import Preview
-
 PLANE = "infra"
-
-
-def key(stack: str, kind: str, name: str) -> str:
-    return f"{PLANE}/{stack}/{kind}::{name}"
 
 
 class InfraPlane(Plane):
     name = PLANE
     order = 10
 
-    def __init__(self) -> None:
-        self._previews: Readings[Preview] = Readings(PLANE)  # a deployed stack's preview, both sides, for observe
+    def pin(self, ctx: DesiredContext, target: Target) -> Facts:
+        """A deployed stack's ``pulumi preview``: both sides of every step, as the engine reported them."""
+        chosen = _stacks_for(ctx)
+        if not chosen:
+            return {}
+        from shipyard.planes.infra import preview
+
+        (stack,) = chosen
+        load_stack(ctx.root, stack)  # bad config: stop before running anything
+        found = preview.run(ctx.root, stack)
+        return {"stack": stack, "proposed": found.proposed, "deployed": found.deployed}
 
     def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
         chosen = _stacks_for(ctx)
         configs = {stack: load_stack(ctx.root, stack) for stack in chosen}  # bad config: stop before running
         if ctx.live and chosen:
-            from shipyard.planes.infra import preview
-
-            (stack,) = chosen
-            found = self._previews.put(ctx, preview.run(ctx.root, stack))
-            return [resource_of(stack, item) for item in found.proposed]
+            return [resource_of(ctx.facts["stack"], item) for item in ctx.facts["proposed"]]
         graphs = evaluate_stacks(ctx.root, chosen)
         planned = []
         for stack in chosen:
@@ -75,7 +75,7 @@ class InfraPlane(Plane):
             planned += cost_resources(ctx, stack, configs[stack])
         return planned
 
-    def check(self, ctx: DesiredContext) -> Iterable[Diagnostic]:
+    def check(self, ctx: DesiredContext, resources: Sequence[Resource]) -> Iterable[Diagnostic]:
         for stack in _stacks_for(ctx):
             config = load_stack(ctx.root, stack)
             for budget in _team_budgets(ctx, config, stack):
@@ -89,13 +89,12 @@ class InfraPlane(Plane):
                         severity=Severity.WARNING,
                     )
 
-    def observe(self, target: Target) -> Iterable[Resource]:
-        if target.is_local or not stack_file(target.root, target.name).exists():
-            return []
-        _, found = self._previews.of(target)
-        return [resource_of(target.name, item) for item in found.deployed]
+    def observe(self, ctx: DesiredContext, target: Target) -> Iterable[Resource]:
+        if "deployed" not in ctx.facts:
+            return []  # the local target runs no cloud; an environment without a stack has no infra
+        return [resource_of(ctx.facts["stack"], item) for item in ctx.facts["deployed"]]
 
-    def apply(self, change: Change, target: Target) -> None:
+    def apply(self, change: Change, ctx: DesiredContext, target: Target) -> None:
         raise UserError(
             f"infra changes are applied by Pulumi, not by shipyard apply ({change.key})",
             hint=f"pulumi up --stack {target.name} (see infra/README.md); CI runs it on merge",
@@ -157,7 +156,7 @@ def resource_of(stack: str, item: dict[str, Any]) -> Resource:
         body["parent"] = parent
     if item.get("dependencies"):
         body["dependsOn"] = [short_name(d) for d in item["dependencies"]]
-    return Resource(PLANE, item["type"], key(stack, item["type"], item["urn"].rpartition("::")[2]), body)
+    return Resource(PLANE, item["type"], stack, item["urn"].rpartition("::")[2], body)
 
 
 def cost_resources(ctx: DesiredContext, stack: str, config: StackConfig) -> Iterator[Resource]:
@@ -176,7 +175,7 @@ def cost_resources(ctx: DesiredContext, stack: str, config: StackConfig) -> Iter
             "gpusAtMax": pool.gpus_per_node * nodes,
             "monthlyUsdAtMax": monthly,
         }
-        yield Resource(PLANE, "Cost", key(stack, "Cost", f"node-pool/{pool.name}"), body, None)
+        yield Resource(PLANE, "Cost", stack, f"node-pool/{pool.name}", body, None)
     summary = {
         "monthlyUsdAtMax": round(total, 2),
         "gpusAtMax": gpus,
@@ -184,7 +183,7 @@ def cost_resources(ctx: DesiredContext, stack: str, config: StackConfig) -> Iter
         "prices": f"{prices.TABLE['region']} {prices.TABLE['date']}",
         "file": source,
     }
-    yield Resource(PLANE, "Cost", key(stack, "Cost", "node-pools"), summary)
+    yield Resource(PLANE, "Cost", stack, "node-pools", summary)
     yield from _team_budgets(ctx, config, stack)
 
 
@@ -201,7 +200,7 @@ def _team_budgets(ctx: DesiredContext, config: StackConfig, stack: str) -> list[
             "budgetUsd": team.spec.budget.monthly_usd,
         }
         where = team.position("spec", "quota", "gpu")
-        found.append(Resource(PLANE, "GpuBudget", key(stack, "GpuBudget", team.name), body, where))
+        found.append(Resource(PLANE, "GpuBudget", stack, team.name, body, where))
     return found
 
 

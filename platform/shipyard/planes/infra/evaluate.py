@@ -9,7 +9,6 @@ dependencies and inputs. Mocks are process-global, so each stack gets its own pr
 from __future__ import annotations
 
 import json
-import os
 import runpy
 import sys
 from pathlib import Path
@@ -97,7 +96,6 @@ def _raw_config(root: Path, stack: str) -> dict[str, Any]:
 
 def main() -> None:
     root, stack = Path(sys.argv[1]), sys.argv[2]
-    os.environ.setdefault("PULUMI_SKIP_UPDATE_CHECK", "true")
     try:
         registered = evaluate(root, stack)
     except Exception as error:  # reported to the plane as data, not as a traceback on its stderr

@@ -228,6 +228,6 @@ def _consistency(doc: YamlDocument, config: StackConfig) -> list[Diagnostic]:
 def teams(root: Path) -> list[Spec]:
     """The repo's Team specs (``platform/teams/``): the program creates each team's tenancy from them."""
     from shipyard.core.repo import load_specs
-    from shipyard.planes.tenancy import TEAM
+    from shipyard.sdk.platform import TEAM
 
     return list(load_specs(root, {TEAM.name: TEAM}).of_kind(TEAM.name))

@@ -31,7 +31,6 @@ def moved_here_by_shipyard(tags: Mapping[str, str], alias: str) -> bool:
 
 class ModelRegistry:
     def __init__(self, tracking_uri: str) -> None:
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         from mlflow import MlflowClient  # imported here: only the models plane needs it
 
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -47,6 +46,10 @@ class ModelRegistry:
             if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
                 return None
             raise
+
+    def models(self) -> list[str]:
+        """The names of every registered model."""
+        return sorted(m.name for m in self.client.search_registered_models())
 
     def versions(self, model: str, *, rejected: bool = True) -> list[int]:
         """The versions of ``model``, newest first; without those a rollback rejected when ``rejected`` is False."""

@@ -1,75 +1,50 @@
 """The smoke request ``shipyard up`` sends each served model: its features from the online store, then a prediction.
 
-With ``spec.smoke``, the entity's features come from the team's Feast online store by key (as
-a serving-time caller would read them), the request fields are added, and the row goes to
-the deployment's router over HTTP. Without it, the version's logged input example is sent.
+With ``spec.smoke``, the entity's features come from the team's online store by key (as a
+serving-time caller would read them, through the SDK's ``OnlineFeatures`` service), the
+request fields are added, and the row goes to the deployment's router over HTTP. Without
+it, the version's logged input example is sent.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shipyard.planes.models.serving import probe
 from shipyard.planes.models.serving.local import LocalServing
-from shipyard.sdk import Spec, SpecSet, UserError
-from shipyard.sdk.planes import local_state_dir
-
-if TYPE_CHECKING:
-    from shipyard.planes.features import FeaturesPlane
+from shipyard.sdk import DesiredContext, SmokeResult, Spec, Target, UserError
+from shipyard.sdk.services import OnlineFeatures
 
 
-@dataclass(frozen=True)
-class SmokeResult:
-    """What one deployment answered, or why it could not."""
-
-    deployment: str
-    url: str | None = None
-    version: int | None = None
-    alias: str = ""
-    features_as_of: str | None = None
-    prediction: Any = None
-    error: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return not self.error
-
-    @property
-    def endpoints(self) -> tuple[str, str]:
-        """The V1 and V2 inference URLs (KServe's paths) behind the deployment's router."""
-        name = self.deployment.split("/", 1)[1]
-        return f"{self.url}/v1/models/{name}:predict", f"{self.url}/v2/models/{name}/infer"
-
-
-def smoke(root: Path, specs: SpecSet, spec: Spec, features: FeaturesPlane) -> SmokeResult:
+def smoke(ctx: DesiredContext, target: Target, spec: Spec) -> SmokeResult:
     """Send one request through the deployment's router; every failure is reported, not raised."""
     assert spec.team is not None  # a ModelDeployment always names its team
     label = f"{spec.team}/{spec.name}"
-    serving = LocalServing(local_state_dir(root), spec.team, spec.name)
+    serving = LocalServing(target.state_dir, spec.team, spec.name)
     server = serving.serving()
     if server is None or serving.url is None:
         return SmokeResult(label, error="not serving: no model version is running (see the apply output above)")
     alias = spec.spec.serve["local"].alias
+    endpoints = (f"{serving.url}/v1/models/{spec.name}:predict", f"{serving.url}/v2/models/{spec.name}/infer")
     try:
-        rows, as_of = _rows(root, specs, spec, features)
+        rows, as_of = _rows(ctx, target, spec)
         path, body = probe.inference_request(rows, spec.spec.protocol, spec.name)
         prediction = _predict(serving.url + path, body)
     except UserError as error:
-        return SmokeResult(label, serving.url, server.version, alias, error=error.message)
-    return SmokeResult(label, serving.url, server.version, alias, as_of, prediction)
+        return SmokeResult(label, serving.url, server.version, alias, error=error.message, endpoints=endpoints)
+    return SmokeResult(label, serving.url, server.version, alias, as_of, prediction, endpoints=endpoints)
 
 
-def _rows(root: Path, specs: SpecSet, spec: Spec, features: FeaturesPlane) -> tuple[Any, str | None]:
+def _rows(ctx: DesiredContext, target: Target, spec: Spec) -> tuple[Any, str | None]:
     """The DataFrame to score, and the event time of the stored features it holds (None without the store)."""
     import pandas as pd
 
     smoke_spec = spec.spec.smoke
     if smoke_spec is None:
-        return _logged_example(root, specs, spec), None
+        return _logged_example(ctx, target, spec), None
     assert spec.team is not None
-    found = features.online(root, specs, spec.team, smoke_spec.feature_service, dict(smoke_spec.entity))
+    features = ctx.provider(OnlineFeatures)
+    found = features.online_features(ctx, target, spec.team, smoke_spec.feature_service, dict(smoke_spec.entity))
     missing = sorted(name for name, value in found["features"].items() if value is None)
     if missing:
         key = ", ".join(f"{k}={v}" for k, v in smoke_spec.entity.items())
@@ -80,10 +55,10 @@ def _rows(root: Path, specs: SpecSet, spec: Spec, features: FeaturesPlane) -> tu
     return pd.DataFrame([found["features"] | dict(smoke_spec.request)]), found["as_of"]
 
 
-def _logged_example(root: Path, specs: SpecSet, spec: Spec) -> Any:
+def _logged_example(ctx: DesiredContext, target: Target, spec: Spec) -> Any:
     from shipyard.planes.models import local_registry
 
-    registry = local_registry(specs, root)
+    registry = local_registry(ctx.specs, target)
     model = spec.spec.registered_model
     version = registry.alias(model, spec.spec.serve["local"].alias)
     if version is None:

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from shipyard.planes.tenancy.spec import Quantity
 from shipyard.sdk.kinds import NAME_PATTERN, SpecModel
+from shipyard.sdk.platform import Quantity
 
 ALIAS_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 #: A metric gate as a reviewer reads it: ``roc_auc >= 0.85``.

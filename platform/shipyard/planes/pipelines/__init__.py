@@ -13,34 +13,33 @@ keeps its recurring run in step with the schedule (``kubeflow.py``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from shipyard.planes.features import data_path, expectations, feature_store
-from shipyard.planes.features.config import offline_uri, repo_config
 from shipyard.planes.pipelines import ir
 from shipyard.planes.pipelines.kubeflow import KubeflowPipelines, Schedule
 from shipyard.planes.pipelines.spec import PLATFORM_PARAMETERS, PipelineSpec
-from shipyard.planes.tenancy.environment import environment, mlflow_tracking
-from shipyard.planes.tenancy.manifests import namespace_of, team_namespace
 from shipyard.sdk import (
     Action,
+    Applier,
     Change,
     DesiredContext,
     Diagnostic,
     Kind,
     Plane,
-    Readings,
     Resource,
     Spec,
     SpecError,
+    SpecSet,
     Target,
     UserError,
     content_digest,
     hookimpl,
 )
+from shipyard.sdk.platform import environment, namespace_of, team_namespace, tracking
+from shipyard.sdk.services import TrainingInputs
 from shipyard.sdk.store import ResourceStore
 from shipyard.sdk.worker import Worker
 
@@ -51,10 +50,9 @@ PIPELINE = Kind(
     globs=("pipelines/*/*/pipeline.yaml",),
     description="A team's Kubeflow (KFP v2) pipeline: code, parameters, schedule, GPU needs.",
 )
-
-
-def key(team: str, name: str) -> str:
-    return f"{PLANE}/{team}/{name}"
+#: The compiled IR travels in the Resource's payload for the applier, which runs exactly it;
+#: the summary in its body (the IR's digest included) is what a reviewer reads and the diff compares.
+COMPILED = "compiled"
 
 
 class PipelinesPlane(Plane):
@@ -63,32 +61,30 @@ class PipelinesPlane(Plane):
 
     def __init__(self) -> None:
         self.worker = Worker("shipyard.planes.pipelines.tasks")
-        self._compiled: Readings[dict[str, str]] = Readings(PLANE)  # IR per pipeline key, for apply
 
     def warm_up(self, root: Path) -> None:
         if (root / PLANE).is_dir():
             self.worker.start()
 
     def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
-        compiled = self._compile(ctx)
+        compiled = self.compile(ctx.root, ctx.specs)
         for spec in ctx.specs.of_kind(PIPELINE.name):
             assert spec.team is not None
-            body: dict[str, Any] = ir.summary(compiled[key(spec.team, spec.name)])
+            source = compiled[(spec.team, spec.name)]
+            body: dict[str, Any] = ir.summary(source)
             pipeline: PipelineSpec = spec.spec
             body |= {
                 "owner": pipeline.owner,
                 "experiment": pipeline.experiment,
-                "registeredModel": pipeline.registered_model,
+                "registeredModel": pipeline.model_name(spec.name, spec.team),
                 "schedule": None if pipeline.schedule is None else pipeline.schedule.model_dump(by_alias=True),
                 "values": dict(sorted(pipeline.parameters.items())),
             }
-            yield Resource(PLANE, "Pipeline", key(spec.team, spec.name), body, spec.source)
+            yield Resource(PLANE, "Pipeline", spec.team, spec.name, body, spec.source, {COMPILED: source})
 
-    def _compile(self, ctx: DesiredContext) -> dict[str, str]:
-        cached = self._compiled.get(ctx)
-        if cached is not None:
-            return cached
-        specs = ctx.specs.of_kind(PIPELINE.name)
+    def compile(self, root: Path, specs: SpecSet) -> dict[tuple[str, str], str]:
+        """Fresh IR per (team, pipeline), compiled in the worker; a spec that does not fit its code is a SpecError."""
+        pipelines = specs.of_kind(PIPELINE.name)
         items = [
             {
                 "team": s.team,
@@ -99,19 +95,19 @@ class PipelinesPlane(Plane):
                 "gpu": [g.model_dump() for g in s.spec.gpu],
                 "platform": sorted(PLATFORM_PARAMETERS),
             }
-            for s in specs
+            for s in pipelines
         ]
-        results = self.worker.call("compile", root=str(ctx.root), pipelines=items) if items else []
-        problems = [d for spec, result in zip(specs, results, strict=True) for d in _problems(spec, result)]
+        results = self.worker.call("compile", root=str(root), pipelines=items) if items else []
+        problems = [d for spec, result in zip(pipelines, results, strict=True) for d in _problems(spec, result)]
         if problems:
             raise SpecError(problems)
-        return self._compiled.put(ctx, {key(str(s.team), s.name): r["ir"] for s, r in zip(specs, results, strict=True)})
+        return {(str(s.team), s.name): r["ir"] for s, r in zip(pipelines, results, strict=True)}
 
-    def check(self, ctx: DesiredContext) -> Iterable[Diagnostic]:
-        compiled = self._compile(ctx)
+    def check(self, ctx: DesiredContext, resources: Sequence[Resource]) -> Iterable[Diagnostic]:
+        compiled = {(r.scope, r.name): r.payload[COMPILED] for r in resources}
         for spec in ctx.specs.of_kind(PIPELINE.name):
             assert spec.team is not None
-            fresh = compiled[key(spec.team, spec.name)]
+            fresh = compiled[(spec.team, spec.name)]
             for component in ir.installs_at_start(fresh):
                 yield spec.diagnostic(
                     ("spec", "source"),
@@ -130,17 +126,12 @@ class PipelinesPlane(Plane):
                         hint="run `shipyard compile` and commit the result",
                     )
 
-    def compiled(self, ctx: DesiredContext) -> dict[str, str]:
-        """Fresh IR per pipeline key, for ``shipyard compile``."""
-        return self._compile(ctx)
-
     # -- targets ----------------------------------------------------------------------------------
 
-    def observe(self, target: Target) -> Iterable[Resource]:
+    def observe(self, ctx: DesiredContext, target: Target) -> Iterable[Resource]:
         if target.is_local:
             return list(_registry(target))
-        ctx, _ = self._compiled.of(target)
-        server = _server(ctx, target)
+        server = _server(ctx.specs, target)
         teams = {namespace_of(t): t.name for t in ctx.specs.of_kind("Team")}
         resources = []
         for namespace, team in sorted(teams.items()):
@@ -148,54 +139,26 @@ class PipelinesPlane(Plane):
                 body = ir.summary_of(found.pipeline_spec, found.platform_spec, found.metadata.get("ir", ""))
                 body |= {k: found.metadata.get(k) for k in ("owner", "experiment", "registeredModel")}
                 body |= {"schedule": found.schedule, "values": found.metadata.get("values", {})}
-                resources.append(Resource(PLANE, "Pipeline", key(team, found.name.removeprefix(f"{team}-")), body))
+                resources.append(Resource(PLANE, "Pipeline", team, found.name.removeprefix(f"{team}-"), body))
         return resources
 
-    def apply(self, change: Change, target: Target) -> None:
-        ctx, pipelines = self._compiled.of(target)
-        _, team, name = change.key.split("/", 2)
-        if target.is_local:
-            self._apply_local(change, target, ctx, pipelines)
-            return
-        server = _server(ctx, target)
-        namespace = team_namespace(ctx.specs, team)
-        if change.action is Action.DELETE:
-            server.remove(namespace, f"{team}-{name}")
-            return
-        assert change.desired is not None
-        spec = _spec(ctx, change.key)
-        body = change.desired.body
-        metadata = {"ir": body["ir"]} | {k: body[k] for k in ("owner", "experiment", "registeredModel", "values")}
-        schedule = None
-        pipeline: PipelineSpec = spec.spec
-        if pipeline.schedule is not None:
-            kubeflow = environment(ctx.specs, target.name).kubeflow
-            root = kubeflow.pipeline_root if kubeflow else None
-            schedule = Schedule(
-                cron=pipeline.schedule.cron,
-                paused=pipeline.schedule.paused,
-                experiment=pipeline.experiment,
-                arguments=_arguments(spec, ctx, target, body["parameters"]),
-                pipeline_root=root.replace("{team}", team) if root else None,
-            )
-        version = content_digest(metadata)
-        server.publish(namespace, f"{team}-{name}", pipelines[change.key], version, metadata, schedule)
+    def appliers(self, target: Target) -> Mapping[str, Applier]:
+        return {"Pipeline": self._run_locally if target.is_local else _publish}
 
-    def _apply_local(self, change: Change, target: Target, ctx: DesiredContext, pipelines: dict[str, str]) -> None:
-        if change.action is Action.DELETE:
+    def _run_locally(self, change: Change, ctx: DesiredContext, target: Target) -> None:
+        """Keep the version, run exactly the compiled IR the change carries, then record it as applied."""
+        if change.action is Action.DELETE or change.desired is None:
             _registry(target).delete(change.key)
             return
-        assert change.desired is not None
-        spec = _spec(ctx, change.key)
-        compiled = pipelines[change.key]
+        compiled = change.desired.payload[COMPILED]
         # The version is kept first; the pipeline counts as applied only once its run succeeds,
         # so a failed run is tried again by the next apply.
         version = (
-            target.state_dir / PLANE / "versions" / change.key.split("/", 1)[1] / f"{content_digest(compiled)}.yaml"
+            target.state_dir / PLANE / "versions" / change.scope / change.name / f"{content_digest(compiled)}.yaml"
         )
         version.parent.mkdir(parents=True, exist_ok=True)
         version.write_text(compiled, encoding="utf-8")
-        arguments = _arguments(spec, ctx, target, change.desired.body["parameters"])
+        arguments = _arguments(change, ctx, target)
         try:
             result = self.worker.call(
                 "run", ir=compiled, arguments=arguments, pipeline_root=str(target.state_dir / PLANE / "runs")
@@ -204,6 +167,31 @@ class PipelinesPlane(Plane):
             raise UserError(f"{change.key}: {error.message}", hint=error.hint) from error
         _record_run(target, change.key, content_digest(compiled), result)
         _registry(target).put(change.desired)
+
+
+def _publish(change: Change, ctx: DesiredContext, target: Target) -> None:
+    """A cloud environment: upload exactly the compiled IR as a version, and keep its recurring run in step."""
+    server = _server(ctx.specs, target)
+    namespace = team_namespace(ctx.specs, change.scope)
+    pipeline_name = f"{change.scope}-{change.name}"
+    if change.action is Action.DELETE or change.desired is None:
+        server.remove(namespace, pipeline_name)
+        return
+    body = change.desired.body
+    metadata = {"ir": body["ir"]} | {k: body[k] for k in ("owner", "experiment", "registeredModel", "values")}
+    schedule = None
+    if body["schedule"] is not None:
+        kubeflow = environment(ctx.specs, target.name).kubeflow
+        root = kubeflow.pipeline_root if kubeflow else None
+        schedule = Schedule(
+            cron=body["schedule"]["cron"],
+            paused=body["schedule"]["paused"],
+            experiment=body["experiment"],
+            arguments=_arguments(change, ctx, target),
+            pipeline_root=root.replace("{team}", change.scope) if root else None,
+        )
+    version = content_digest(metadata)
+    server.publish(namespace, pipeline_name, change.desired.payload[COMPILED], version, metadata, schedule)
 
 
 def _problems(spec: Spec, result: dict[str, Any]) -> list[Diagnostic]:
@@ -217,15 +205,8 @@ def _problems(spec: Spec, result: dict[str, Any]) -> list[Diagnostic]:
     return problems
 
 
-def _spec(ctx: DesiredContext, pipeline: str) -> Spec:
-    _, team, name = pipeline.split("/", 2)
-    found = ctx.specs.named(PIPELINE.name, name, team)
-    assert found is not None  # the key came from this context's desired state
-    return found
-
-
-def _server(ctx: DesiredContext, target: Target) -> KubeflowPipelines:
-    kubeflow = environment(ctx.specs, target.name).kubeflow
+def _server(specs: SpecSet, target: Target) -> KubeflowPipelines:
+    kubeflow = environment(specs, target.name).kubeflow
     if kubeflow is None:
         raise UserError(
             f"environment '{target.name}' names no Kubeflow Pipelines server",
@@ -234,40 +215,25 @@ def _server(ctx: DesiredContext, target: Target) -> KubeflowPipelines:
     return KubeflowPipelines(kubeflow.host)
 
 
-def _arguments(spec: Spec, ctx: DesiredContext, target: Target, declared: dict[str, Any]) -> dict[str, Any]:
-    """The spec's values plus the platform's for ``target``, for the parameters the pipeline declares."""
-    assert spec.team is not None
-    team = spec.team
-    pipeline: PipelineSpec = spec.spec
-    store = feature_store(ctx.specs, target.name)
-    checks = [
-        {
-            "name": f"{team}/{c.name}",
-            "path": data_path(target.root, store, team, c.spec),
-            "expectations": expectations(c),
-        }
-        for c in ctx.specs.of_kind("DataCheck")
-        if c.team == team
-    ]
-    offline = offline_uri(store, team)
-    # A cloud run reads everything from URLs; its repo path is its own working folder.
-    anchor = target.root if target.is_local else Path(".")
-    platform = {
-        "feature_store": json.dumps(repo_config(store, team, anchor)),
-        "offline_uri": offline if "://" in offline else str(target.root / offline),
-        "data_checks": json.dumps(checks),
-        "experiment": pipeline.experiment,
-        "registered_model": pipeline.model_name(spec.name, team),
-    } | _tracking(ctx, target)
-    arguments = {k: v for k, v in platform.items() if k in declared}
-    return arguments | dict(pipeline.parameters)
+def _arguments(change: Change, ctx: DesiredContext, target: Target) -> dict[str, Any]:
+    """The planned values plus the platform's for ``target``, for the parameters the pipeline declares.
 
-
-def _tracking(ctx: DesiredContext, target: Target) -> dict[str, str]:
-    uri, artifacts = mlflow_tracking(ctx.specs, target.name, target.state_dir)
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return {"mlflow_tracking_uri": uri, "mlflow_artifact_root": artifacts}
+    The platform's values are addresses (where the data, the checks and the tracking server
+    are), read from the target when the change runs; what to run and with which values is
+    the change's own.
+    """
+    assert change.desired is not None
+    body = change.desired.body
+    platform = ctx.provider(TrainingInputs).training_inputs(ctx, target, change.scope) | {
+        "experiment": body["experiment"],
+        "registered_model": body["registeredModel"],
+    }
+    found = tracking(ctx.specs, target)
+    if found.uri.startswith("sqlite:///"):
+        Path(found.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    platform |= {"mlflow_tracking_uri": found.uri, "mlflow_artifact_root": found.artifact_root}
+    arguments = {k: v for k, v in platform.items() if k in body["parameters"]}
+    return arguments | dict(body["values"])
 
 
 def _registry(target: Target) -> ResourceStore:
@@ -288,3 +254,10 @@ def shipyard_kinds() -> list[Kind]:
 @hookimpl
 def shipyard_planes() -> list[Plane]:
     return [PipelinesPlane()]
+
+
+@hookimpl
+def shipyard_commands() -> list[Any]:
+    from shipyard.planes.pipelines.commands import compile_pipelines  # click is loaded by the CLI only
+
+    return [compile_pipelines]

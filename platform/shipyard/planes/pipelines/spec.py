@@ -6,8 +6,8 @@ import re
 
 from pydantic import Field, field_validator
 
-from shipyard.planes.tenancy.spec import Owner
 from shipyard.sdk.kinds import NAME_PATTERN, SpecModel
+from shipyard.sdk.platform import Owner
 
 # Five cron fields, each *, a number, a range, a list or a step.
 _CRON_FIELD = r"(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?(,(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?)*"

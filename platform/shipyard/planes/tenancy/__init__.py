@@ -1,5 +1,8 @@
 """Tenancy plane: each Team becomes a namespace with quota, limits, RBAC and network isolation.
 
+It registers the platform's shared kinds, ``Team`` and ``Environment`` (their models and
+lookups live in ``shipyard.sdk.platform``, where every plane reads them).
+
 Local target: the rendered manifests are kept in ``.shipyard/local/tenancy/``.
 Cloud targets observe and apply through the Kubernetes API (the infra issue).
 """
@@ -9,21 +12,25 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
-from shipyard.planes.tenancy.environment import ENVIRONMENT
 from shipyard.planes.tenancy.manifests import PLANE, team_resources
 from shipyard.planes.tenancy.policies import POLICIES
-from shipyard.planes.tenancy.spec import TeamSpec
-from shipyard.sdk import Action, Change, DesiredContext, FieldPath, Kind, Plane, Policy, Resource, Target, hookimpl
+from shipyard.sdk import (
+    Action,
+    Applier,
+    Change,
+    DesiredContext,
+    FieldPath,
+    Kind,
+    Plane,
+    Policy,
+    Resource,
+    Target,
+    hookimpl,
+)
 from shipyard.sdk.kubernetes import SERVER_SET_FIELDS
+from shipyard.sdk.platform import ENVIRONMENT, TEAM
 from shipyard.sdk.store import ResourceStore
 
-TEAM = Kind(
-    "Team",
-    TeamSpec,
-    globs=("platform/teams/*.yaml", "platform/teams/*.yml"),
-    description="A tenant of the platform: owners, namespace, quotas and budget.",
-    team_scoped=False,
-)
 KINDS = ("Namespace", "ResourceQuota", "LimitRange", "RoleBinding", "NetworkPolicy")
 
 
@@ -36,23 +43,25 @@ class TenancyPlane(Plane):
         for team in ctx.specs.of_kind(TEAM.name):
             yield from team_resources(team)
 
-    def observe(self, target: Target) -> Iterable[Resource]:
+    def observe(self, ctx: DesiredContext, target: Target) -> Iterable[Resource]:
         if target.is_local:
-            return list(self._store(target))
-        return super().observe(target)
+            return list(_store(target))
+        return super().observe(ctx, target)
 
-    def apply(self, change: Change, target: Target) -> None:
-        if not target.is_local:
-            super().apply(change, target)  # refuses: the Kubernetes adapter comes with the infra plane
-            return
-        if change.action is Action.DELETE:
-            self._store(target).delete(change.key)
-        elif change.desired is not None:
-            self._store(target).put(change.desired)
+    def appliers(self, target: Target) -> Mapping[str, Applier]:
+        # Cloud targets: the Kubernetes adapter comes with the infra plane's cluster.
+        return dict.fromkeys(KINDS, _keep_locally) if target.is_local else {}
 
-    @staticmethod
-    def _store(target: Target) -> ResourceStore:
-        return ResourceStore(target.state_dir / PLANE)
+
+def _keep_locally(change: Change, ctx: DesiredContext, target: Target) -> None:
+    if change.action is Action.DELETE:
+        _store(target).delete(change.key)
+    elif change.desired is not None:
+        _store(target).put(change.desired)
+
+
+def _store(target: Target) -> ResourceStore:
+    return ResourceStore(target.state_dir / PLANE)
 
 
 @hookimpl

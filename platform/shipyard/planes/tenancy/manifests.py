@@ -5,27 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from shipyard.planes.tenancy.spec import TeamSpec
-from shipyard.sdk.kinds import Spec, SpecSet
+from shipyard.sdk.kinds import Spec
 from shipyard.sdk.kubernetes import MANAGED_BY
 from shipyard.sdk.model import Resource
+from shipyard.sdk.platform import TeamSpec, namespace_of
 
 PLANE = "tenancy"
 GPU_RESOURCE = "requests.nvidia.com/gpu"
 #: Container defaults when a pod sets none: small enough to pack, big enough to start.
 DEFAULT_REQUEST = {"cpu": "100m", "memory": "256Mi"}
 DEFAULT_LIMIT = {"cpu": "1", "memory": "1Gi"}
-
-
-def namespace_of(team: Spec) -> str:
-    spec: TeamSpec = team.spec
-    return spec.namespace or team.name
-
-
-def team_namespace(specs: SpecSet, team: str) -> str:
-    """The namespace of the team called ``team`` (its name when the team is not declared)."""
-    found = specs.named("Team", team)
-    return namespace_of(found) if found is not None else team
 
 
 def team_resources(team: Spec) -> Iterator[Resource]:
@@ -39,12 +28,13 @@ def team_resources(team: Spec) -> Iterator[Resource]:
         if kind != "Namespace":
             metadata["namespace"] = namespace
         manifest = {"apiVersion": api, "kind": kind, "metadata": metadata, **body}
-        return Resource(PLANE, kind, f"{PLANE}/{team.name}/{kind}/{name}", manifest, team.position("spec", *path))
+        return Resource(PLANE, kind, team.name, name, manifest, team.position("spec", *path))
 
     yield Resource(
         PLANE,
         "Namespace",
-        f"{PLANE}/{team.name}/Namespace/{namespace}",
+        team.name,
+        namespace,
         {
             "apiVersion": "v1",
             "kind": "Namespace",

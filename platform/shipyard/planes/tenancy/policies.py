@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from shipyard.planes.tenancy.manifests import namespace_of
-from shipyard.planes.tenancy.spec import TeamSpec
 from shipyard.sdk.model import Diagnostic
 from shipyard.sdk.planes import Policy, PolicyContext
+from shipyard.sdk.platform import TeamSpec, namespace_of
 
 RESERVED_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 RESERVED_PREFIXES = ("kube-", "shipyard-", "kubeflow", "kserve", "cert-manager")

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import socket
 import uuid
 import warnings
 from typing import Any
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-import kserve  # after the telemetry switch: mlflow is imported through it
+# Telemetry is off in this process's environment (sdk.processes.TELEMETRY_OFF), given by spawn.
+import kserve
 import numpy as np
 import pandas as pd
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
