@@ -29,8 +29,9 @@ lint: install
 typecheck: install
 	$(RUN) mypy
 
+# Both cores; a test file stays on one worker, so a module's servers are started once.
 pytest: install
-	$(RUN) pytest
+	$(RUN) pytest -n 2 --dist loadfile
 
 bench: install ## CLI start-up, validate, plane, local-training and serving figures, for the README
 	$(RUN) python tests/benchmarks/bench_cli.py

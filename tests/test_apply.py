@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from shipyard.engine.registry import Registry, discover
 from shipyard.engine.targets import parse_target
 from shipyard.sdk import (
     Action,
+    Applier,
     ApplyError,
     Change,
     ChangesFailed,
@@ -48,12 +49,15 @@ class Buckets(Plane):
     def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
         for team in ctx.specs.of_kind("Team"):
             for purpose in ("datasets", "models"):
-                yield Resource(self.name, "Bucket", f"buckets/{team.name}/{purpose}", {"gpu": team.spec.quota.gpu})
+                yield Resource(self.name, "Bucket", team.name, purpose, {"gpu": team.spec.quota.gpu})
 
-    def observe(self, target: Target) -> Iterable[Resource]:
+    def observe(self, ctx: DesiredContext, target: Target) -> Iterable[Resource]:
         return list(ResourceStore(target.state_dir / self.name))
 
-    def apply(self, change: Change, target: Target) -> None:
+    def appliers(self, target: Target) -> Mapping[str, Applier]:
+        return {"Bucket": self.put}
+
+    def put(self, change: Change, ctx: DesiredContext, target: Target) -> None:
         self.calls.append(change.key)
         if change.key == self.crash_on:
             raise RuntimeError("connection reset")
@@ -97,8 +101,8 @@ def test_the_same_drift_twice_is_applied_twice(reg: Registry, repo: Path, bucket
     apply(reg, repo, LOCAL)
     store = ResourceStore(repo / ".shipyard/local/buckets")
     for _ in range(2):
-        store.delete("buckets/fraud/models")  # someone removes it behind our back
-        assert apply(reg, repo, LOCAL).applied == ["buckets/fraud/models"]
+        store.delete("buckets/fraud/Bucket/models")  # someone removes it behind our back
+        assert apply(reg, repo, LOCAL).applied == ["buckets/fraud/Bucket/models"]
     assert not planner.plan(reg, repo, LOCAL).plan.has_changes
 
 
@@ -106,37 +110,37 @@ def test_a_crashed_apply_resumes_to_the_same_end_state_without_repeats(
     reg: Registry, repo: Path, buckets: Buckets
 ) -> None:
     reviewed = planner.plan(reg, repo, LOCAL).plan
-    buckets.crash_on = "buckets/search/datasets"
+    buckets.crash_on = "buckets/search/Bucket/datasets"
     with pytest.raises(ChangesFailed, match="run apply again to resume"):
         apply(reg, repo, LOCAL, reviewed=reviewed)
     done_before = {e["key"] for e in journal(repo) if e["event"] == "done"}
-    assert "buckets/fraud/models" in done_before
-    assert [e["key"] for e in journal(repo) if e["event"] == "failed"] == ["buckets/search/datasets"]
+    assert "buckets/fraud/Bucket/models" in done_before
+    assert [e["key"] for e in journal(repo) if e["event"] == "failed"] == ["buckets/search/Bucket/datasets"]
 
     buckets.crash_on = None
     buckets.calls.clear()
     report = apply(reg, repo, LOCAL, reviewed=reviewed)  # the same reviewed plan is still valid
     assert set(report.resumed) == done_before
-    assert buckets.calls == ["buckets/search/datasets", "buckets/search/models"]
+    assert buckets.calls == ["buckets/search/Bucket/datasets", "buckets/search/Bucket/models"]
     assert not planner.plan(reg, repo, LOCAL).plan.has_changes
     assert journal(repo)[-1]["event"] == "complete"
 
 
 def test_a_failed_change_stops_only_its_own_team(reg: Registry, repo: Path, buckets: Buckets) -> None:
-    buckets.crash_on = "buckets/fraud/datasets"
+    buckets.crash_on = "buckets/fraud/Bucket/datasets"
     with pytest.raises(ChangesFailed) as failure:
         apply(reg, repo, LOCAL)
-    assert list(failure.value.failed) == ["buckets/fraud/datasets"]
-    assert "connection reset" in failure.value.failed["buckets/fraud/datasets"]
-    assert failure.value.skipped == ["buckets/fraud/models"]  # after its team's failure: not tried
-    assert failure.value.exit_code == 1
-    assert "buckets/search/models" in buckets.calls  # the other team still came up
+    assert list(failure.value.failed) == ["buckets/fraud/Bucket/datasets"]
+    assert "connection reset" in failure.value.failed["buckets/fraud/Bucket/datasets"]
+    assert failure.value.skipped == ["buckets/fraud/Bucket/models"]  # after its team's failure: not tried
+    assert failure.value.exit_code == 3  # a failed apply is an ApplyError
+    assert "buckets/search/Bucket/models" in buckets.calls  # the other team still came up
     left = {c.key for c in planner.plan(reg, repo, LOCAL).plan.pending}
-    assert left == {"buckets/fraud/datasets", "buckets/fraud/models"}
+    assert left == {"buckets/fraud/Bucket/datasets", "buckets/fraud/Bucket/models"}
     assert journal(repo)[-1]["event"] != "complete"
 
     buckets.crash_on = None
-    assert apply(reg, repo, LOCAL).applied == ["buckets/fraud/datasets", "buckets/fraud/models"]
+    assert apply(reg, repo, LOCAL).applied == ["buckets/fraud/Bucket/datasets", "buckets/fraud/Bucket/models"]
 
 
 def test_transient_errors_are_retried_with_backoff(reg: Registry, repo: Path, buckets: Buckets) -> None:
@@ -214,8 +218,8 @@ def test_an_abandoned_lock_is_taken_over(reg: Registry, repo: Path, holder: dict
 
 
 def test_a_plane_that_does_not_converge_fails_verification(reg: Registry, repo: Path, buckets: Buckets) -> None:
-    buckets.apply = lambda change, target: None  # type: ignore[method-assign]
-    with pytest.raises(ApplyError, match="the target still differs for: buckets/fraud/datasets"):
+    buckets.put = lambda change, ctx, target: None  # type: ignore[method-assign]
+    with pytest.raises(ApplyError, match="the target still differs for: buckets/fraud/Bucket/datasets"):
         apply(reg, repo, LOCAL)
 
 

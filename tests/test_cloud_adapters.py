@@ -56,7 +56,7 @@ def _current_version(state: State) -> dict:
 
 def test_a_pipeline_is_uploaded_with_its_recurring_run_and_then_converges(kubeflow, shipyard) -> None:
     root, state = kubeflow
-    assert set(_changes(_plan(shipyard, root, "dev", "pipelines"))) == {"pipelines/fraud/train"}
+    assert set(_changes(_plan(shipyard, root, "dev", "pipelines"))) == {"pipelines/fraud/Pipeline/train"}
 
     _apply(shipyard, root, "dev", "pipelines")
 
@@ -90,7 +90,7 @@ def test_a_parameter_change_uploads_a_version_and_moves_the_recurring_run(kubefl
     edit(root, "pipelines/fraud/train/pipeline.yaml", "max_depth: 6", "max_depth: 8")
 
     changes = _changes(_plan(shipyard, root, "dev", "pipelines"))
-    assert _fields(changes["pipelines/fraud/train"]) == [("values.max_depth", 6, 8)]
+    assert _fields(changes["pipelines/fraud/Pipeline/train"]) == [("values.max_depth", 6, 8)]
     _apply(shipyard, root, "dev", "pipelines")
 
     second = _current_version(state)
@@ -114,7 +114,7 @@ def test_pausing_a_schedule_disables_the_recurring_run_without_a_new_version(kub
     edit(root, "pipelines/fraud/train/pipeline.yaml", 'cron: "0 3 * * *"', 'cron: "0 3 * * *"\n    paused: true')
 
     changes = _changes(_plan(shipyard, root, "dev", "pipelines"))
-    assert _fields(changes["pipelines/fraud/train"]) == [("schedule.paused", False, True)]
+    assert _fields(changes["pipelines/fraud/Pipeline/train"]) == [("schedule.paused", False, True)]
     _apply(shipyard, root, "dev", "pipelines")
 
     assert len(state.versions) == 1
@@ -128,7 +128,7 @@ def test_a_removed_pipeline_is_deleted_with_its_versions_and_schedule(kubeflow, 
     shutil.rmtree(root / "pipelines" / "fraud" / "train")
 
     changes = _changes(_plan(shipyard, root, "dev", "pipelines"))
-    assert changes["pipelines/fraud/train"]["action"] == "delete"
+    assert changes["pipelines/fraud/Pipeline/train"]["action"] == "delete"
     _apply(shipyard, root, "dev", "pipelines")
 
     assert (state.pipelines, state.versions, state.recurring_runs) == ({}, {}, {})

@@ -9,6 +9,7 @@ import pytest
 
 from shipyard.core.diff import diff_bodies
 from shipyard.core.plan import Plan, change_digest, make_plan
+from shipyard.sdk.errors import InternalError, UserError
 from shipyard.sdk.model import Action, FieldOp, Resource
 
 DIFFS: list[tuple[str, Any, Any, list[tuple[str, FieldOp]]]] = [
@@ -38,65 +39,107 @@ def test_ignore_rules_hide_server_set_fields_with_wildcards() -> None:
     assert [d.dotted for d in diff_bodies(before, after, ignore)] == ["metadata.name"]
 
 
-def r(key: str, body: dict[str, Any], plane: str = "tenancy") -> Resource:
-    return Resource(plane, "Thing", key, body)
+def r(name: str, body: dict[str, Any], plane: str = "tenancy", payload: dict[str, Any] | None = None) -> Resource:
+    return Resource(plane, "Thing", "team", name, body, payload=payload or {})
 
 
 RULES = {"infra": (10, {}), "tenancy": (20, {"Thing": [("status",)]}), "models": (50, {})}
 
 
+def test_keys_are_derived_from_the_structured_identity() -> None:
+    resource = Resource("models", "ModelAlias", "fraud", "fraud-scorer", {})
+    assert resource.key == "models/fraud/ModelAlias/fraud-scorer"
+    [change] = make_plan("local", [resource], [], RULES).changes
+    assert (change.plane, change.kind, change.scope, change.name) == ("models", "ModelAlias", "fraud", "fraud-scorer")
+    assert change.key == resource.key
+
+
 def test_plan_actions_and_order() -> None:
     desired = [
-        r("models/a", {"v": 1}, "models"),
-        r("tenancy/ns", {"v": 1}),
-        r("tenancy/quota", {"v": 2}),
-        r("infra/vpc", {"v": 1}, "infra"),
+        r("a", {"v": 1}, "models"),
+        r("ns", {"v": 1}),
+        r("quota", {"v": 2}),
+        r("vpc", {"v": 1}, "infra"),
     ]
     observed = [
-        r("tenancy/quota", {"v": 1, "status": "x"}),
-        r("tenancy/ns", {"v": 1, "status": "y"}),
-        r("infra/old", {"v": 1}, "infra"),
-        r("models/old", {"v": 1}, "models"),
+        r("quota", {"v": 1, "status": "x"}),
+        r("ns", {"v": 1, "status": "y"}),
+        r("old", {"v": 1}, "infra"),
+        r("old", {"v": 1}, "models"),
     ]
     plan = make_plan("local", desired, observed, RULES)
     assert [(c.key, c.action) for c in plan.changes] == [
-        ("infra/vpc", Action.CREATE),
-        ("tenancy/ns", Action.NOOP),  # status is server-set: ignored
-        ("tenancy/quota", Action.UPDATE),
-        ("models/a", Action.CREATE),
-        ("models/old", Action.DELETE),  # deletes last, dependants first
-        ("infra/old", Action.DELETE),
+        ("infra/team/Thing/vpc", Action.CREATE),
+        ("tenancy/team/Thing/ns", Action.NOOP),  # status is server-set: ignored
+        ("tenancy/team/Thing/quota", Action.UPDATE),
+        ("models/team/Thing/a", Action.CREATE),
+        ("models/team/Thing/old", Action.DELETE),  # deletes last, dependants first
+        ("infra/team/Thing/old", Action.DELETE),
     ]
-    assert [c.key for c in plan.pending] == ["infra/vpc", "tenancy/quota", "models/a", "models/old", "infra/old"]
+    assert [c.key for c in plan.pending] == [
+        "infra/team/Thing/vpc",
+        "tenancy/team/Thing/quota",
+        "models/team/Thing/a",
+        "models/team/Thing/old",
+        "infra/team/Thing/old",
+    ]
     assert plan.counts()[Action.NOOP] == 1
 
 
 def test_plan_hash_is_stable_and_sensitive() -> None:
-    one = make_plan("local", [r("tenancy/a", {"v": 1})], [], RULES)
-    again = make_plan("local", [r("tenancy/a", {"v": 1})], [], RULES)
-    other = make_plan("local", [r("tenancy/a", {"v": 2})], [], RULES)
-    elsewhere = make_plan("dev", [r("tenancy/a", {"v": 1})], [], RULES)
+    one = make_plan("local", [r("a", {"v": 1})], [], RULES)
+    again = make_plan("local", [r("a", {"v": 1})], [], RULES)
+    other = make_plan("local", [r("a", {"v": 2})], [], RULES)
+    elsewhere = make_plan("dev", [r("a", {"v": 1})], [], RULES)
     assert one.hash == again.hash
     assert len({one.hash, other.hash, elsewhere.hash}) == 3
     # server-set fields in what was observed do not make a plan stale
-    seen1 = make_plan("local", [r("tenancy/a", {"v": 1})], [r("tenancy/a", {"v": 1, "status": "a"})], RULES)
-    seen2 = make_plan("local", [r("tenancy/a", {"v": 1})], [r("tenancy/a", {"v": 1, "status": "b"})], RULES)
+    seen1 = make_plan("local", [r("a", {"v": 1})], [r("a", {"v": 1, "status": "a"})], RULES)
+    seen2 = make_plan("local", [r("a", {"v": 1})], [r("a", {"v": 1, "status": "b"})], RULES)
     assert seen1.hash == seen2.hash
     assert change_digest(seen1.changes[0]) == change_digest(seen2.changes[0])
 
 
+def test_the_hash_covers_the_pinned_facts_and_the_payload_but_the_diff_does_not() -> None:
+    base = make_plan("local", [r("a", {"v": 1})], [r("a", {"v": 1})], RULES, facts={"models": {"latest": 1}})
+    moved = make_plan("local", [r("a", {"v": 1})], [r("a", {"v": 1})], RULES, facts={"models": {"latest": 2}})
+    assert base.hash != moved.hash
+    assert base.to_dict()["facts"] == {"models": {"latest": 1}}
+
+    plain = make_plan("local", [r("a", {"v": 1})], [], RULES)
+    carried = make_plan("local", [r("a", {"v": 1}, payload={"compiled": "x"})], [], RULES)
+    recompiled = make_plan("local", [r("a", {"v": 1}, payload={"compiled": "y"})], [], RULES)
+    assert len({plain.hash, carried.hash, recompiled.hash}) == 3
+    # a payload is not what a reviewer reads: it never makes a diff
+    same = make_plan("local", [r("a", {"v": 1}, payload={"compiled": "y"})], [r("a", {"v": 1})], RULES)
+    assert [c.action for c in same.changes] == [Action.NOOP]
+
+
 def test_plan_round_trips_through_json_and_detects_tampering() -> None:
-    plan = make_plan("local", [r("tenancy/a", {"v": 2})], [r("tenancy/a", {"v": 1}), r("tenancy/b", {})], RULES)
+    plan = make_plan(
+        "local",
+        [r("a", {"v": 2}, payload={"compiled": {"ir": 1}})],
+        [r("a", {"v": 1}), r("b", {})],
+        RULES,
+        facts={"models": {"latest": 3}},
+    )
     data = json.loads(json.dumps(plan.to_dict()))
     assert Plan.from_dict(data) == plan
     assert Plan.from_dict(data).hash == plan.hash
+    restored = Plan.from_dict(data).changes[0].desired
+    assert restored is not None
+    assert restored.payload == {"compiled": {"ir": 1}}
+    edited_facts = json.loads(json.dumps(data))
+    edited_facts["facts"]["models"]["latest"] = 4
+    with pytest.raises(UserError, match="edited after it was made"):
+        Plan.from_dict(edited_facts)
     data["changes"][0]["desired"]["body"]["v"] = 3
-    with pytest.raises(ValueError, match="edited after it was made"):
+    with pytest.raises(UserError, match="edited after it was made"):
         Plan.from_dict(data)
-    with pytest.raises(ValueError, match="not a Shipyard plan"):
+    with pytest.raises(UserError, match="not a Shipyard plan"):
         Plan.from_dict({"format": "terraform"})
 
 
 def test_duplicate_desired_keys_are_a_plane_bug() -> None:
-    with pytest.raises(ValueError, match="share the key"):
-        make_plan("local", [r("tenancy/a", {}), r("tenancy/a", {})], [], RULES)
+    with pytest.raises(InternalError, match="share the key"):
+        make_plan("local", [r("a", {}), r("a", {})], [], RULES)

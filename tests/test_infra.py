@@ -231,17 +231,17 @@ def test_a_pr_adding_a_gpu_pool_plans_its_node_group_launch_template_and_cost(
     assert result.code == 0, result.err
     changes = {c["key"]: c for c in json.loads(result.out)["plan"]["changes"] if c["action"] != "noop"}
     assert set(changes) == {
-        "infra/prod/aws:eks/nodeGroup:NodeGroup::node-pools-gpu-h100",
-        "infra/prod/aws:ec2/launchTemplate:LaunchTemplate::node-pools-gpu-h100",
-        "infra/prod/Cost::node-pool/gpu-h100",
-        "infra/prod/Cost::node-pools",
-        "infra/prod/GpuBudget::fraud",
-        "infra/prod/GpuBudget::recsys",
+        "infra/prod/aws:eks/nodeGroup:NodeGroup/node-pools-gpu-h100",
+        "infra/prod/aws:ec2/launchTemplate:LaunchTemplate/node-pools-gpu-h100",
+        "infra/prod/Cost/node-pool/gpu-h100",
+        "infra/prod/Cost/node-pools",
+        "infra/prod/GpuBudget/fraud",
+        "infra/prod/GpuBudget/recsys",
     }
-    total = {tuple(d["path"]): d for d in changes["infra/prod/Cost::node-pools"]["diffs"]}
+    total = {tuple(d["path"]): d for d in changes["infra/prod/Cost/node-pools"]["diffs"]}
     before, after = total[("monthlyUsdAtMax",)]["before"], total[("monthlyUsdAtMax",)]["after"]
     assert round(after - before, 2) == round(55.04 * 730, 2)  # one p5.48xlarge On-Demand for a month
-    template = changes["infra/prod/aws:ec2/launchTemplate:LaunchTemplate::node-pools-gpu-h100"]["desired"]["body"]
+    template = changes["infra/prod/aws:ec2/launchTemplate:LaunchTemplate/node-pools-gpu-h100"]["desired"]["body"]
     assert template["inputs"]["networkInterfaces"][0]["interfaceType"] == "efa"
     assert template["inputs"]["metadataOptions"]["httpTokens"] == "required"
 
@@ -383,13 +383,17 @@ def test_a_deployed_stack_is_planned_from_the_engines_preview(
     result = planner.plan(registry.only(["infra"]), REPO_ROOT, parse_target("dev"))
 
     assert asked == ["dev"]  # one preview for both sides; no mocks, no cost lines
+    assert result.plan.facts["infra"]["stack"] == "dev"  # the preview is the plane's pinned fact, in the plan
+    deployed = {item["urn"] for item in result.plan.facts["infra"]["deployed"]}
+    scratch = named("aws:s3/bucketV2:BucketV2", "scratch")["urn"]
+    assert (scratch in deployed, feast_role["urn"] in deployed) == (True, False)
     changes = {c.key.removeprefix("infra/dev/"): c for c in result.plan.changes if c.action != Action.NOOP}
-    group_key = f"aws:eks/nodeGroup:NodeGroup::{gpu_group['name']}"
-    role_key = f"aws:iam/role:Role::{feast_role['name']}"
+    group_key = f"aws:eks/nodeGroup:NodeGroup/{gpu_group['name']}"
+    role_key = f"aws:iam/role:Role/{feast_role['name']}"
     assert {key: c.action for key, c in changes.items()} == {
         group_key: Action.UPDATE,
         role_key: Action.CREATE,
-        "aws:s3/bucketV2:BucketV2::scratch": Action.DELETE,
+        "aws:s3/bucketV2:BucketV2/scratch": Action.DELETE,
     }
     (diff,) = changes[group_key].diffs
     assert (diff.dotted, diff.before, diff.after) == ("inputs.scalingConfig.maxSize", 1, 2)

@@ -1,5 +1,9 @@
 """End to end on the local target: features applied and materialized, the training pipeline run with the
-KFP local runner, and the model version found in a real MLflow tracking server on 127.0.0.1."""
+KFP local runner, and the model version found in a real MLflow tracking server on 127.0.0.1.
+
+The server is the local platform's own (started into the repo's process table, as `up` does), so every
+command finds it the same way. Each test asks for the platform as it needs it (`applied`: services up,
+everything applied) and leaves the registry as it found it where it adds versions: any order passes."""
 
 from __future__ import annotations
 
@@ -18,28 +22,35 @@ from pathlib import Path
 import pytest
 
 from conftest import example_repo
-from servers.mlflow_server import mlflow_server as mlflow_server_at
 from shipyard.cli import main
+from shipyard.engine.local import endpoints, start_services
+from shipyard.engine.registry import discover
 from shipyard.planes.models.serving.local import LocalServing, deployments
 from shipyard.sdk import processes
 from shipyard.sdk.planes import local_state_dir
 
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with mlflow_server_at(tmp_path_factory.mktemp("mlflow")) as url:
-        yield url
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def applied(tmp_path_factory: pytest.TempPathFactory, mlflow_server: str) -> Iterator[Path]:
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = example_repo(tmp_path_factory.mktemp("local"))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-        assert main(["--repo", str(root), "seed"]) == 0
-        assert main(["--repo", str(root), "apply", "--target", "local"]) == 0
-        yield root
+    yield root
     main(["--repo", str(root), "down"])  # also after a failed test: no server outlives the module
+
+
+@pytest.fixture
+def applied(repo: Path) -> Path:
+    """The local platform up and every change applied: trains the first time, then finds nothing to do."""
+    start_services(discover(), repo)  # the MLflow server, into this repo's process table
+    assert main(["--repo", str(repo), "seed"]) == 0
+    assert main(["--repo", str(repo), "apply", "--target", "local"]) == 0
+    return repo
+
+
+@pytest.fixture
+def mlflow_server(applied: Path) -> str:
+    return endpoints(discover(), local_state_dir(applied))["mlflow"]
 
 
 def _versions(url: str) -> list[dict]:
@@ -48,7 +59,7 @@ def _versions(url: str) -> list[dict]:
 
 
 def test_training_registers_a_model_version_with_its_metrics(applied: Path, mlflow_server: str) -> None:
-    [version] = _versions(mlflow_server)
+    version = next(v for v in _versions(mlflow_server) if v["version"] == "1")  # the pipeline's first run
     with urllib.request.urlopen(f"{mlflow_server}/api/2.0/mlflow/runs/get?run_id={version['run_id']}") as r:
         run = json.load(r)["run"]
     metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
@@ -76,11 +87,10 @@ def test_features_are_materialized_into_the_online_store(applied: Path) -> None:
 
 
 def test_applying_again_changes_nothing_and_trains_nothing(applied: Path, mlflow_server: str) -> None:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-        assert main(["--repo", str(applied), "plan", "--target", "local", "--detailed-exitcode"]) == 0
-        assert main(["--repo", str(applied), "apply", "--target", "local"]) == 0
-    assert len(_versions(mlflow_server)) == 1
+    before = len(_versions(mlflow_server))
+    assert main(["--repo", str(applied), "plan", "--target", "local", "--detailed-exitcode"]) == 0
+    assert main(["--repo", str(applied), "apply", "--target", "local"]) == 0
+    assert len(_versions(mlflow_server)) == before
 
 
 # -- serving: the promoted version behind a stable loopback URL --------------------------------------
@@ -131,9 +141,9 @@ def _register_like_the_champion(mlflow_server: str, model_code: Path | None = No
     champion = client.get_model_version_by_alias(MODEL, "champion")
     run = client.get_run(champion.run_id)
     uri = f"models:/{MODEL}/{champion.version}"
-    signature = get_model_info(uri).signature
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", mlflow_server)  # not set_tracking_uri: that would outlive the test
+        signature = get_model_info(uri).signature
         with mlflow.start_run(experiment_id=run.info.experiment_id):
             mlflow.log_metrics(run.data.metrics)
             mlflow.set_tags({k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")})
@@ -154,17 +164,24 @@ def _register_like_the_champion(mlflow_server: str, model_code: Path | None = No
     return int(info.registered_model_version)
 
 
-def _apply(root: Path, mlflow_server: str) -> int:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-        return main(["--repo", str(root), "apply", "--target", "local"])
+def _apply(root: Path) -> int:
+    return main(["--repo", str(root), "apply", "--target", "local"])
+
+
+def _reject(mlflow_server: str, *versions: int) -> None:
+    """Keep versions a test registered out of the other tests' way (never promoted automatically)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_server, mlflow_server)
+    for version in versions:
+        client.set_model_version_tag(MODEL, str(version), "shipyard.rejected", "registered by a test")
 
 
 def test_the_champion_is_served_over_http_v1_and_v2(applied: Path, mlflow_server: str) -> None:
     served = _served(applied)
     running = served.serving()
     assert running is not None
-    assert running.version == _champion(mlflow_server) == 1
+    assert running.version == _champion(mlflow_server)
     assert served.url is not None
     rows = _rows(mlflow_server)
 
@@ -191,19 +208,44 @@ def test_a_version_failing_a_gate_is_refused_with_the_gate_named(
 ) -> None:
     from mlflow import MlflowClient
 
+    champion = _champion(mlflow_server)
     worse = _register_like_the_champion(mlflow_server)
     client = MlflowClient(mlflow_server, mlflow_server)
     run_id = client.get_model_version(MODEL, str(worse)).run_id
     client.log_metric(run_id, "roc_auc", 0.5)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    try:
         code = main(["--repo", str(applied), "promote", "fraud/fraud-scorer", "--version", str(worse)])
         assert code == 1
-        assert "gate 'roc_auc >= 0.75' failed: version 2 has roc_auc = 0.5" in capsys.readouterr().err
-        # apply holds it back with a warning and serves the champion still; the bad version is kept out of the way
+        assert f"gate 'roc_auc >= 0.75' failed: version {worse} has roc_auc = 0.5" in capsys.readouterr().err
+        # apply holds it back with a warning and serves the champion still
         assert main(["--repo", str(applied), "plan", "--target", "local", "--detailed-exitcode"]) == 0
-        client.set_model_version_tag(MODEL, str(worse), "shipyard.rejected", "failed its gates in a test")
-    assert _champion(mlflow_server) == 1
+        assert _champion(mlflow_server) == champion
+    finally:
+        _reject(mlflow_server, worse)
+
+
+def test_a_reviewed_plan_is_refused_when_a_better_version_appears_before_apply(
+    applied: Path, mlflow_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The plan promotes version N; N+1 is registered out of band; applying the reviewed plan promotes neither."""
+    champion = _champion(mlflow_server)
+    planned = _register_like_the_champion(mlflow_server)
+    newer = None
+    try:
+        reviewed = tmp_path / "plan.json"
+        assert main(["--repo", str(applied), "plan", "--out", str(reviewed)]) == 0
+        changes = json.loads(reviewed.read_text())["plan"]["changes"]
+        [alias] = [c for c in changes if c["kind"] == "ModelAlias"]
+        assert (alias["action"], alias["desired"]["body"]["version"]) == ("update", planned)
+        newer = _register_like_the_champion(mlflow_server)
+        capsys.readouterr()
+        assert main(["--repo", str(applied), "apply", "--plan", str(reviewed)]) == 1
+        err = capsys.readouterr().err
+        assert "is stale" in err
+        assert "models/fraud/ModelAlias/fraud-scorer" in err
+        assert _champion(mlflow_server) == champion  # neither the version reviewed nor the newer one
+    finally:
+        _reject(mlflow_server, planned, *([newer] if newer else []))
 
 
 def test_a_better_version_rolls_out_without_one_failed_request(applied: Path, mlflow_server: str) -> None:
@@ -231,7 +273,7 @@ def test_a_better_version_rolls_out_without_one_failed_request(applied: Path, ml
     caller = threading.Thread(target=traffic)
     caller.start()
     try:
-        assert _apply(applied, mlflow_server) == 0  # canary (10 %), analysis, promotion, then all traffic
+        assert _apply(applied) == 0  # canary (10 %), analysis, promotion, then all traffic
     finally:
         done.set()
         caller.join()
@@ -262,7 +304,7 @@ def test_a_canary_returning_errors_is_rolled_back_and_the_champion_stays(
     )
     broken = _register_like_the_champion(mlflow_server, model_code=code)
 
-    assert _apply(applied, mlflow_server) == 1
+    assert _apply(applied) == 3  # a failed apply
     err = capsys.readouterr().err
     assert f"{MODEL} version {broken} was rolled back after its canary (10% of traffic)" in err
     assert "error rate 100.0% > 1.0%" in err
@@ -275,9 +317,8 @@ def test_a_canary_returning_errors_is_rolled_back_and_the_champion_stays(
     assert running.version == champion
     status, _ = _post(f"{_served(applied).url}/v1/models/{MODEL}:predict", {"instances": _rows(mlflow_server)})
     assert status == 200
-    with pytest.MonkeyPatch.context() as patch:  # the rejected version is not tried again
-        patch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-        assert main(["--repo", str(applied), "plan", "--target", "local", "--detailed-exitcode"]) == 0
+    # the rejected version is not tried again
+    assert main(["--repo", str(applied), "plan", "--target", "local", "--detailed-exitcode"]) == 0
 
 
 def test_a_killed_model_server_is_planned_and_started_again(applied: Path, mlflow_server: str) -> None:
@@ -286,10 +327,8 @@ def test_a_killed_model_server_is_planned_and_started_again(applied: Path, mlflo
     assert running is not None
     os.kill(running.process.pid, signal.SIGKILL)
     assert main(["--repo", str(applied), "status"]) == 1  # it shows as exited
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-        assert main(["--repo", str(applied), "plan", "--target", "local", "--detailed-exitcode"]) == 2
-    assert _apply(applied, mlflow_server) == 0
+    assert main(["--repo", str(applied), "plan", "--target", "local", "--detailed-exitcode"]) == 2
+    assert _apply(applied) == 0
     again = _served(applied).serving()
     assert again is not None
     assert (again.version, again.process.pid != running.process.pid) == (running.version, True)
@@ -299,20 +338,25 @@ def test_a_killed_model_server_is_planned_and_started_again(applied: Path, mlflo
 
 def test_the_materialization_gate_refuses_bad_data(applied: Path) -> None:
     """Data that breaks after the plan is still stopped: the gate runs on all rows before writing."""
+    from dataclasses import replace
+
     from shipyard.engine.planner import plan
-    from shipyard.engine.registry import discover
     from shipyard.engine.targets import parse_target
     from shipyard.planes.features.checks_report import DataCheckFailed
-    from shipyard.sdk import Action, Change
+    from shipyard.sdk import Action
 
     registry = discover()
-    ref = parse_target("local")
-    current = plan(registry, applied, ref)
+    current = plan(registry, applied, parse_target("local"))
     [window] = [c for c in current.plan.changes if c.kind == "Materialization"]
-    assert main(["--repo", str(applied), "seed", "--corrupt", "nulls"]) == 0
-    change = Change(window.key, window.plane, window.kind, Action.UPDATE, (), window.desired, window.observed)
-    with pytest.raises(DataCheckFailed) as failed:
-        registry.plane("features").apply(change, ref.resolve(applied))
+    assert current.target is not None
+    try:
+        assert main(["--repo", str(applied), "seed", "--corrupt", "nulls"]) == 0
+        with pytest.raises(DataCheckFailed) as failed:
+            registry.plane("features").apply(
+                replace(window, action=Action.UPDATE), current.contexts["features"], current.target
+            )
+    finally:
+        assert main(["--repo", str(applied), "seed", "--force"]) == 0  # the good data back, for the other tests
     assert "fraud/user_stats was not materialized" in failed.value.message
     assert any("amount_mean_7d" in d.message for d in failed.value.diagnostics)
 
@@ -349,6 +393,7 @@ def test_status_lists_what_runs_and_down_stops_exactly_that(applied: Path, capsy
     serving = _served(applied).serving()
     assert serving is not None
     assert sorted(p.name for p in ours) == [
+        "mlflow",
         f"model server fraud/fraud-scorer v{serving.version}",
         "router fraud/fraud-scorer",
     ]
@@ -356,7 +401,7 @@ def test_status_lists_what_runs_and_down_stops_exactly_that(applied: Path, capsy
     assert main(["--repo", str(applied), "status"]) == 0
     listed = capsys.readouterr().out
     assert "router fraud/fraud-scorer" in listed
-    assert listed.count("healthy") == 2
+    assert listed.count("healthy") == 3
 
     # A record whose PID now belongs to another process (its start time differs) is never signalled.
     stranger = subprocess.Popen(["sleep", "60"])

@@ -142,11 +142,14 @@ def test_each_failing_gate_is_named() -> None:
 
 @pytest.fixture
 def models_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, str]]:
-    """The example repo with a local MLflow registry in its own folder; what it served is stopped after."""
+    """The example repo and the local target's own MLflow registry (SQLite in its state folder, as no
+    server runs); what it served is stopped after."""
     root = example_repo(tmp_path)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    yield root, uri
+    # The local target's tracking URI comes from the target, never from the caller's environment.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    folder = local_state_dir(root) / "mlflow"
+    folder.mkdir(parents=True)
+    yield root, f"sqlite:///{folder / 'mlflow.db'}"
     for served in deployments(local_state_dir(root)):
         served.stop()
 
@@ -201,14 +204,17 @@ def test_promotion_through_gates_then_rollback(models_repo, tmp_path: Path, ship
     root, uri = models_repo
     code, data = plan_json(shipyard, root)
     assert code == 0
-    [alias] = pending(data).values()  # nothing trained: an alias to set, nothing to serve yet
-    assert alias["desired"]["body"]["version"] is None
+    assert pending(data) == {}  # nothing trained: no version for the alias, nothing to serve yet
+    [alias] = data["plan"]["changes"]
+    assert (alias["key"], alias["desired"]["body"]["version"]) == ("models/fraud/ModelAlias/fraud-scorer", None)
 
     first = register(uri, tmp_path, roc_auc=0.82)
     code, data = plan_json(shipyard, root)
     changes = pending(data)
-    assert changes["models/fraud/fraud-scorer/ModelAlias"]["desired"]["body"]["version"] == first
-    service = changes["models/fraud/fraud-scorer/InferenceService"]["desired"]["body"]
+    assert changes["models/fraud/ModelAlias/fraud-scorer"]["desired"]["body"]["version"] == first
+    pinned = data["plan"]["facts"]["models"]["deployments"]["fraud/fraud-scorer"]  # what the decision stood on
+    assert (pinned["alias"], pinned["newest"]) == (None, first)
+    service = changes["models/fraud/InferenceService/fraud-scorer"]["desired"]["body"]
     assert service["spec"]["predictor"]["model"]["storageUri"].endswith("/artifacts")
     assert shipyard("apply", "--plane", "models", repo=root).code == 0
     assert alias_of(uri) == first
@@ -230,9 +236,9 @@ def test_promotion_through_gates_then_rollback(models_repo, tmp_path: Path, ship
     better = register(uri, tmp_path, roc_auc=0.83)
     code, data = plan_json(shipyard, root)
     changes = pending(data)
-    [move] = changes["models/fraud/fraud-scorer/ModelAlias"]["diffs"]
+    [move] = changes["models/fraud/ModelAlias/fraud-scorer"]["diffs"]
     assert (move["path"], move["before"], move["after"]) == (["version"], first, better)
-    fields = {".".join(map(str, d["path"])) for d in changes["models/fraud/fraud-scorer/InferenceService"]["diffs"]}
+    fields = {".".join(map(str, d["path"])) for d in changes["models/fraud/InferenceService/fraud-scorer"]["diffs"]}
     assert fields == {"spec.predictor.model.storageUri", "metadata.labels.shipyard.dev/model-version"}
     assert shipyard("apply", "--plane", "models", repo=root).code == 0
     assert alias_of(uri) == better
@@ -245,7 +251,7 @@ def test_promotion_through_gates_then_rollback(models_repo, tmp_path: Path, ship
     )
     # The rejected version is not promoted again; the newest other one still fails its gates.
     code, data = plan_json(shipyard, root)
-    assert set(pending(data)) == {"models/fraud/fraud-scorer/InferenceService"}  # re-rendered to version 1
+    assert set(pending(data)) == {"models/fraud/InferenceService/fraud-scorer"}  # re-rendered to version 1
 
 
 def test_cloud_aliases_move_only_by_pull_request(models_repo, shipyard) -> None:
@@ -265,7 +271,7 @@ def test_a_spec_change_plans_as_an_inference_service_field_diff(models_repo, shi
 
     assert code == 0
     [change] = pending(data).values()
-    assert change["key"] == "models/fraud/fraud-scorer/InferenceService"
+    assert change["key"] == "models/fraud/InferenceService/fraud-scorer"
     assert [(d["path"], d["before"], d["after"]) for d in change["diffs"]] == [
         (["spec", "predictor", "maxReplicas"], 4, 6)
     ]

@@ -14,8 +14,8 @@ from servers.mlflow_server import mlflow_server
 from test_models import MODEL, SPEC, alias_of, pending, plan_json, register
 
 ENV = "staging"  # the example pins staging to version 1 of fraud-scorer
-SERVICE = "models/fraud/fraud-scorer/InferenceService"
-ALIAS = "models/fraud/fraud-scorer/ModelAlias"
+SERVICE = "models/fraud/InferenceService/fraud-scorer"
+ALIAS = "models/fraud/ModelAlias/fraud-scorer"
 SERVED = ("inferenceservices", "fraud", "fraud-scorer")  # the test server's key: (plural, namespace, name)
 
 
@@ -104,7 +104,7 @@ def test_staging_is_applied_server_side_converges_and_shows_drift(staging, tmp_p
     edit(root, SPEC, "  mode: Serverless", "  mode: Standard")
     code, data = plan_json(shipyard, root, "-t", ENV)
     actions = {k: c["action"] for k, c in pending(data).items()}
-    canary, route = "models/fraud/fraud-scorer-canary/InferenceService", "models/fraud/fraud-scorer-split/HTTPRoute"
+    canary, route = "models/fraud/InferenceService/fraud-scorer-canary", "models/fraud/HTTPRoute/fraud-scorer-split"
     assert actions == {SERVICE: "update", canary: "create", route: "create"}
     _apply(shipyard, root)
     assert "canaryTrafficPercent" not in api.objects[SERVED]["spec"]["predictor"]

@@ -9,9 +9,10 @@ import pytest
 import yaml
 
 from conftest import Result, commit, edit, example_repo
-from shipyard.engine.planner import desired_state, validate
+from shipyard.engine.planner import contexts, desired_state, validate
 from shipyard.engine.registry import Registry
-from shipyard.planes.pipelines import ir
+from shipyard.planes.pipelines import COMPILED, PipelinesPlane, ir
+from shipyard.sdk import Resource
 
 SPEC = "pipelines/fraud/train/pipeline.yaml"
 
@@ -21,10 +22,15 @@ def example(tmp_path: Path) -> Path:
     return example_repo(tmp_path)
 
 
-def _pipeline(registry: Registry, root: Path) -> dict:
+def _resource(registry: Registry, root: Path) -> Resource:
     specs = validate(registry, root).specs
-    [resource] = [r for r in desired_state(registry, root, specs, "local") if r.plane == "pipelines"]
-    return resource.body
+    ctxs = contexts(registry, root, specs, "local", target=None)
+    [resource] = [r for r in desired_state(registry, ctxs) if r.plane == "pipelines"]
+    return resource
+
+
+def _pipeline(registry: Registry, root: Path) -> dict:
+    return dict(_resource(registry, root).body)
 
 
 def test_gpu_task_gets_accelerator_toleration_and_node_selector(registry: Registry, example: Path) -> None:
@@ -54,15 +60,17 @@ def test_summary_names_components_parameters_and_schedule(registry: Registry, ex
 
 def test_compile_is_deterministic(registry: Registry, example: Path) -> None:
     plane = registry.plane("pipelines")
-    from shipyard.sdk import DesiredContext
-
-    specs = validate(registry, example).specs
-    first = plane.compiled(DesiredContext(example, specs, "local"))
-    again = plane.compiled(DesiredContext(example, validate(registry, example).specs, "local"))
+    assert isinstance(plane, PipelinesPlane)
+    first = plane.compile(example, validate(registry, example).specs)
+    again = plane.compile(example, validate(registry, example).specs)
     assert first == again
-    pipeline, platform = ir.documents(first["pipelines/fraud/train"])
+    pipeline, platform = ir.documents(first[("fraud", "train")])
     assert pipeline["pipelineInfo"]["name"] == "fraud-train"
     assert "kubernetes" in platform["platforms"]
+    # the applier runs exactly this IR: it travels in the Resource's payload, its digest in the body
+    resource = _resource(registry, example)
+    assert resource.payload[COMPILED] == first[("fraud", "train")]
+    assert COMPILED not in resource.body
 
 
 def test_plan_against_base_shows_exactly_theedit(shipyard: Callable[..., Result], example: Path) -> None:
@@ -74,7 +82,7 @@ def test_plan_against_base_shows_exactly_theedit(shipyard: Callable[..., Result]
     result = shipyard("plan", "--target", "base:HEAD~1", "--format", "json", repo=example)
     assert result.code == 0, result.err
     changes = [c for c in json.loads(result.out)["plan"]["changes"] if c["action"] != "noop"]
-    assert [c["key"] for c in changes] == ["pipelines/fraud/train"]
+    assert [c["key"] for c in changes] == ["pipelines/fraud/Pipeline/train"]
     fields = {"/".join(map(str, f["path"])): (f.get("before"), f.get("after")) for f in changes[0]["diffs"]}
     before, after = fields.pop("ir")  # the version's digest moves with any change
     assert before != after

@@ -23,27 +23,36 @@ RULES = {"tenancy": (20, {}), "models": (50, {})}
 def sample_plan() -> Plan:
     quota = SourcePosition("platform/teams/fraud.yaml", 9, 3)
     desired = [
-        Resource("tenancy", "Namespace", "tenancy/fraud/Namespace/fraud", {"metadata": {"name": "fraud"}}),
+        Resource("tenancy", "Namespace", "fraud", "fraud", {"metadata": {"name": "fraud"}}),
         Resource(
             "tenancy",
             "ResourceQuota",
-            "tenancy/fraud/ResourceQuota/team-quota",
+            "fraud",
+            "team-quota",
             {"spec": {"hard": {"requests.nvidia.com/gpu": "8", "requests.cpu": "64"}}},
             quota,
         ),
-        Resource("models", "InferenceService", "models/fraud/scorer", {"spec": {"replicas": 2}, "alias": "champion"}),
+        Resource(
+            "models",
+            "InferenceService",
+            "fraud",
+            "scorer",
+            {"spec": {"replicas": 2}, "alias": "champion"},
+            payload={"manifest": "for the applier only"},  # in the JSON plan and its hash; never shown
+        ),
     ]
     observed = [
-        Resource("tenancy", "Namespace", "tenancy/fraud/Namespace/fraud", {"metadata": {"name": "fraud"}}),
+        Resource("tenancy", "Namespace", "fraud", "fraud", {"metadata": {"name": "fraud"}}),
         Resource(
             "tenancy",
             "ResourceQuota",
-            "tenancy/fraud/ResourceQuota/team-quota",
+            "fraud",
+            "team-quota",
             {"spec": {"hard": {"requests.nvidia.com/gpu": "4", "limits.cpu": "64"}}},
         ),
-        Resource("models", "InferenceService", "models/fraud/legacy", {"spec": {"replicas": 1}}),
+        Resource("models", "InferenceService", "fraud", "legacy", {"spec": {"replicas": 1}}),
     ]
-    return make_plan("base:HEAD~1", desired, observed, RULES)
+    return make_plan("base:HEAD~1", desired, observed, RULES, facts={"models": {"fraud/scorer": {"champion": 3}}})
 
 
 def sample_findings() -> list[Diagnostic]:
@@ -115,7 +124,7 @@ def test_no_changes_reads_as_such() -> None:
 @pytest.mark.parametrize("count", [2_000, 20_000])
 def test_markdown_stays_under_githubs_limit(count: int) -> None:
     desired = [
-        Resource("models", "InferenceService", f"models/team-{i}/model-{i}", {"spec": {"v": i, "pad": "x" * 40}})
+        Resource("models", "InferenceService", f"team-{i}", f"model-{i}", {"spec": {"v": i, "pad": "x" * 40}})
         for i in range(count)
     ]
     plan = make_plan("base:main", desired, [], RULES)

@@ -1,7 +1,8 @@
-"""`shipyard up` end to end, as a user runs it (fresh CLI processes): the MLflow server, training, promotion
-and serving come up and answer a smoke request with features from the online store; a second `up` changes
-nothing; a spec edit is the only change applied; `down` leaves no process behind. And each way it can fail:
-a port taken, bad data, a team's pipeline that raises, a missing library, Ctrl-C."""
+"""`shipyard up` end to end, as a user runs it (fresh CLI processes): the MLflow server, training, then (as
+stage 2) promotion and serving come up and answer a smoke request with features from the online store; a
+second `up` changes nothing; `plan` and `apply` find the same services `up` started, so a spec edit applied
+with `apply` is the only change; `down` leaves no process behind. And each way it can fail: a port taken,
+bad data, a team's pipeline that raises, a missing library, Ctrl-C."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import psutil
+import pytest
 
 from conftest import commit, edit, example_repo, write
 from shipyard.sdk import processes
@@ -24,9 +26,12 @@ from shipyard.sdk.planes import local_state_dir
 SHIPYARD = str(Path(sys.executable).parent / "shipyard")
 PREDICT = "/v1/models/fraud-scorer:predict"
 
+pytestmark = pytest.mark.e2e
+
 
 def _env(**extra: str) -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | extra  # up provides it
+    # A tracking URI in the caller's environment changes nothing: the local services come from the process table.
+    return dict(os.environ) | {"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"} | extra
 
 
 def _run(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -60,7 +65,12 @@ def test_up_serves_everything_again_changes_nothing_edits_apply_alone_and_down_c
         assert smoke, first.stdout
         v2 = re.search(r"V2 POST (http://127\.0\.0\.1:\d+/v2/models/fraud-scorer/infer)", first.stdout)
         assert v2, first.stdout
-        assert re.search(r"steps: validate [0-9.]+ s · services [0-9.]+ s · seed .* apply .* smoke", first.stdout)
+        assert re.search(r"steps: validate [0-9.]+ s · services [0-9.]+ s · prepare .* apply .* smoke", first.stdout)
+        # Training registered version 1 in stage 1; stage 2 planned the models plane again and promoted it.
+        stage = first.stdout.split("stage 2: models planned again", 1)
+        assert len(stage) == 2, first.stdout
+        assert "~ update  models/fraud/ModelAlias/fraud-scorer  version: null -> 1" in stage[1]
+        assert "+ create  models/fraud/InferenceService/fraud-scorer" in stage[1]
         running = _running(root)
         assert set(running) == {"mlflow", "model server fraud/fraud-scorer", "router fraud/fraud-scorer"}
         assert all(p["healthy"] for p in running.values())
@@ -79,10 +89,11 @@ def test_up_serves_everything_again_changes_nothing_edits_apply_alone_and_down_c
         assert "Applied 0 changes to local" in again.stdout
         assert {n: p["pid"] for n, p in _running(root).items()} == {n: p["pid"] for n, p in running.items()}
 
+        assert _run(root, "plan", "--detailed-exitcode").returncode == 0  # plan finds what up started
         edit(root, "models/fraud/fraud-scorer.yaml", "    max: 4", "    max: 6")
-        edited = _run(root, "up")
+        edited = _run(root, "apply")  # apply alone serves from the MLflow server up started
         assert edited.returncode == 0, edited.stderr[-3000:]
-        assert "~ update  models/fraud/fraud-scorer/InferenceService" in edited.stdout
+        assert "~ update  models/fraud/InferenceService/fraud-scorer" in edited.stdout
         assert "Applied 1 changes to local" in edited.stdout
         after = _running(root)
         assert after["model server fraud/fraud-scorer"]["pid"] != running["model server fraud/fraud-scorer"]["pid"]
@@ -150,9 +161,9 @@ def test_a_team_whose_pipeline_raises_does_not_stop_the_others(tmp_path: Path) -
     commit(root, "a recsys pipeline that raises")
     try:
         result = _run(root, "up")
-        assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+        assert result.returncode == 3, result.stdout[-3000:] + result.stderr[-3000:]  # a failed apply
         failed = result.stdout.split("Failed", 1)[1]
-        assert "✗ pipelines/recsys/train:" in failed
+        assert "✗ pipelines/recsys/Pipeline/train:" in failed
         assert "the item matrix (10 rows) does not fit" in failed
         assert "fraud" not in failed
         # The fraud team came up all the same: trained, promoted, served, smoke-tested.
@@ -216,7 +227,7 @@ def test_ctrl_c_during_up_leaves_no_orphan_process(tmp_path: Path) -> None:
                 seen.setdefault(child.pid, child)
         except psutil.NoSuchProcess:
             break
-        training = journal.exists() and '"key": "pipelines/fraud/train"' in journal.read_text()
+        training = journal.exists() and '"key": "pipelines/fraud/Pipeline/train"' in journal.read_text()
         if interrupted_at is None and training:
             time.sleep(3)  # well into the pipeline: its worker and KFP's component processes run
             os.killpg(up.pid, signal.SIGINT)  # what Ctrl-C does: SIGINT to the foreground group

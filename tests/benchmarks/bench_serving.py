@@ -100,8 +100,10 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="shipyard-bench-serving-"))
     root = example_repo(work)
-    uri = f"sqlite:///{work / 'mlflow.db'}"
-    os.environ["MLFLOW_TRACKING_URI"] = uri
+    # The local target's own registry file (no MLflow server runs here): the models plane finds it there.
+    (local_state_dir(root) / "mlflow").mkdir(parents=True)
+    uri = f"sqlite:///{local_state_dir(root) / 'mlflow' / 'mlflow.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = uri  # this benchmark's own MLflow client
     rng = np.random.default_rng(7)
     frame = pd.DataFrame(rng.normal(size=(5000, len(FEATURES))), columns=FEATURES)
     labels = (frame["amount"] + frame["merchant_risk"] > 1.5).astype(int)

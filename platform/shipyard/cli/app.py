@@ -49,6 +49,7 @@ class Session:
         if self._registry is None:
             from shipyard.engine.registry import discover
 
+            _telemetry_off()  # before any plane's library loads
             self._registry = discover()
         return self._registry
 
@@ -138,7 +139,6 @@ def cli(ctx: click.Context, repo: Path | None, verbose: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: runs the CLI and turns every outcome into an exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
-    _telemetry_off()
     session = Session()
     session.verbose = "-v" in args or "--verbose" in args  # before parsing: a usage error may come first
     try:

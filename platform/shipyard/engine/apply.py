@@ -110,8 +110,7 @@ def apply(
         run = _Run(registry, journal, report, on_change, sleep)
         first = Stage(1, plan)
         report.stages.append(first)
-        run.stage(first, fresh.contexts, fresh.target, finished)
-        after = _verify(registry, root, ref, checked, run.touched(first))
+        after = _verify(registry, root, ref, checked, run.stage(first, fresh.contexts, fresh.target, finished))
         if after is not None and fresh.target.is_local:
             second = _downstream(after.plan, plan)
             if second.plan.has_changes:
@@ -119,8 +118,7 @@ def apply(
                 on_stage(second)
                 journal.record(second.plan.hash, "stage", detail=f"2 after {plan.hash}")
                 assert after.target is not None
-                run.stage(second, after.contexts, after.target, set())
-                _verify(registry, root, ref, checked, run.touched(second))
+                _verify(registry, root, ref, checked, run.stage(second, after.contexts, after.target, set()))
                 journal.record(second.plan.hash, "complete")
         if report.failed:
             raise ChangesFailed(report.failed, report.skipped)
@@ -145,10 +143,10 @@ class _Run:
         self.on_change = on_change
         self.sleep = sleep
         self.stopped: set[tuple[str, str]] = set()  # (plane group, scope): teams and stacks stop apart
-        self._applied_by_stage: dict[int, list[str]] = {}
 
-    def stage(self, stage: Stage, ctxs: Mapping[str, DesiredContext], target: Target, finished: set[str]) -> None:
-        applied = self._applied_by_stage.setdefault(stage.number, [])
+    def stage(self, stage: Stage, ctxs: Mapping[str, DesiredContext], target: Target, finished: set[str]) -> list[str]:
+        """Apply a stage's pending changes; returns the keys it applied."""
+        applied: list[str] = []
         for change in stage.plan.pending:
             if change.key in finished:
                 self.report.resumed.append(change.key)
@@ -168,9 +166,7 @@ class _Run:
             self.journal.record(stage.plan.hash, "done", change.key)
             self.report.applied.append(change.key)
             applied.append(change.key)
-
-    def touched(self, stage: Stage) -> list[str]:
-        return self._applied_by_stage.get(stage.number, [])
+        return applied
 
 
 def _scope(change: Change) -> tuple[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -82,7 +83,21 @@ class _Manager(pluggy.PluginManager):
 
 
 def discover(extra: Sequence[tuple[str, object]] = ()) -> Registry:
-    """Load installed plugins (and ``extra`` ones, for tests) into a Registry."""
+    """Load installed plugins (and ``extra`` ones, for tests) into a Registry.
+
+    The installed plugins are loaded once per process: planes keep no state between plans
+    (what they read is pinned into each plan), so one set of planes, and the worker processes
+    they started, serves every command a process runs.
+    """
+    return _load(extra) if extra else _installed()
+
+
+@functools.cache
+def _installed() -> Registry:
+    return _load(())
+
+
+def _load(extra: Sequence[tuple[str, object]]) -> Registry:
     manager = _Manager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)
     origins: dict[str, tuple[str, str]] = {}

@@ -7,8 +7,11 @@ context, ``ctx.provider(OnlineFeatures)``, and gets whichever installed plane of
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from shipyard.sdk.kinds import Spec
+from shipyard.sdk.model import Diagnostic, FieldPath
 from shipyard.sdk.planes import DesiredContext, Target
 
 
@@ -32,3 +35,31 @@ class OnlineFeatures(Protocol):
         """One entity's features from ``team``'s online store through a feature service:
         ``{"features": {name: value or None}, "as_of": newest event time (ISO) or None}``."""
         ...
+
+
+@runtime_checkable
+class NodePools(Protocol):
+    """The cluster's node pools, as the infrastructure declares them."""
+
+    def gpu_pools(self, root: Path) -> dict[str, list[str]] | None:
+        """Each GPU node pool's name, with the stacks that declare it; None when the repo declares no stack."""
+        ...
+
+
+def unknown_gpu_pool(ctx: DesiredContext, spec: Spec, path: FieldPath, pool: str) -> Diagnostic | None:
+    """An error at ``path`` when ``pool`` is not a GPU node pool of every stack (None when it is, or
+    when no plane knows the pools): a workload must never wait for nodes that do not exist."""
+    providers = [p for p in ctx.providers if isinstance(p, NodePools)]
+    pools = providers[0].gpu_pools(ctx.root) if providers else None
+    if pools is None:
+        return None
+    every = set().union(*pools.values()) if pools else set()
+    if pool in pools and set(pools[pool]) == every:
+        return None
+    known = ", ".join(f"{name} ({', '.join(stacks)})" for name, stacks in sorted(pools.items())) or "none"
+    return spec.diagnostic(
+        path,
+        got=f"pool '{pool}'" + (f" (only in {', '.join(pools[pool])})" if pool in pools else ""),
+        expected=f"a GPU node pool of every stack: {known}",
+        hint="name a GPU pool from Pulumi.<stack>.yaml, or add the pool to every stack in review",
+    )

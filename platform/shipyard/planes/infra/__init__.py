@@ -94,6 +94,17 @@ class InfraPlane(Plane):
             return []  # the local target runs no cloud; an environment without a stack has no infra
         return [resource_of(ctx.facts["stack"], item) for item in ctx.facts["deployed"]]
 
+    def gpu_pools(self, root: Path) -> dict[str, list[str]] | None:
+        """``NodePools``: each GPU pool with the stacks that declare it (for the planes that schedule on them)."""
+        found = stacks(root)
+        if not found:
+            return None
+        pools: dict[str, list[str]] = {}
+        for stack in found:
+            for pool in load_stack(root, stack).gpu_pools:
+                pools.setdefault(pool.name, []).append(stack)
+        return pools
+
     def apply(self, change: Change, ctx: DesiredContext, target: Target) -> None:
         raise UserError(
             f"infra changes are applied by Pulumi, not by shipyard apply ({change.key})",

@@ -24,7 +24,7 @@ does not exist) is an error at its spec line, never an empty lookup planned as a
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -47,6 +47,8 @@ from shipyard.sdk import (
     Kind,
     LocalService,
     Plane,
+    Policy,
+    PolicyContext,
     Resource,
     Severity,
     SmokeResult,
@@ -62,6 +64,7 @@ from shipyard.sdk import (
 )
 from shipyard.sdk.kubernetes import SERVER_SET_FIELDS
 from shipyard.sdk.platform import MLFLOW_SERVICE, environment, tracking
+from shipyard.sdk.services import unknown_gpu_pool
 from shipyard.sdk.store import ResourceStore
 
 if TYPE_CHECKING:
@@ -119,6 +122,10 @@ class ModelsPlane(Plane):
     def check(self, ctx: DesiredContext, resources: Sequence[Resource]) -> Iterable[Diagnostic]:
         for decision in _decisions(ctx):
             spec = decision.spec
+            pool = spec.spec.resources.gpu_pool
+            wrong = None if pool is None else unknown_gpu_pool(ctx, spec, ("spec", "resources", "gpuPool"), pool)
+            if wrong is not None:
+                yield replace(wrong, rule="models/gpu-pool")
             for path, message in (found for m in decision.manifests for found in validation.problems(m)):
                 found = spec.diagnostic(
                     validation.spec_path(path),
@@ -362,6 +369,34 @@ def _records(target: Target) -> ResourceStore:
 def local_registry(specs: SpecSet, target: Target) -> ModelRegistry:
     """The local target's MLflow registry, for the ``promote``/``rollback`` verbs and the smoke request."""
     return _required_registry(specs, target)
+
+
+def _smoke_feature_service_exists(ctx: PolicyContext) -> Iterator[Diagnostic]:
+    """A smoke request reads a feature service the team's desired state declares (whichever plane declares it)."""
+    declared = {(r.scope, r.name) for r in ctx.resources or () if r.kind == "FeatureService"}
+    if not declared:
+        return  # no plane in this plan declares feature services: nothing to check against
+    for spec in ctx.specs.of_kind(MODEL_DEPLOYMENT.name):
+        smoke = spec.spec.smoke
+        if smoke is not None and (spec.team, smoke.feature_service) not in declared:
+            names = ", ".join(sorted(name for team, name in declared if team == spec.team)) or "none"
+            yield spec.diagnostic(
+                ("spec", "smoke", "featureService"),
+                got=f"'{smoke.feature_service}'",
+                expected=f"a feature service of team {spec.team}: {names}",
+            )
+
+
+@hookimpl
+def shipyard_policies() -> list[Policy]:
+    return [
+        Policy(
+            "models/smoke-feature-service",
+            "A deployment's smoke request reads a feature service its team declares.",
+            _smoke_feature_service_exists,
+            needs_resources=True,
+        )
+    ]
 
 
 @hookimpl

@@ -39,7 +39,7 @@ from shipyard.sdk import (
     hookimpl,
 )
 from shipyard.sdk.platform import environment, namespace_of, team_namespace, tracking
-from shipyard.sdk.services import TrainingInputs
+from shipyard.sdk.services import TrainingInputs, unknown_gpu_pool
 from shipyard.sdk.store import ResourceStore
 from shipyard.sdk.worker import Worker
 
@@ -116,6 +116,10 @@ class PipelinesPlane(Plane):
                     hint="pass install_kfp_package=False and no packages_to_install to @dsl.component",
                 )
             pipeline: PipelineSpec = spec.spec
+            for index, task in enumerate(pipeline.gpu):
+                wrong = unknown_gpu_pool(ctx, spec, ("spec", "gpu", index, "pool"), task.pool)
+                if wrong is not None:
+                    yield replace(wrong, rule="pipelines/gpu-pool")
             if pipeline.compiled is not None:
                 committed = ctx.root / "pipelines" / spec.team / spec.name / pipeline.compiled
                 if not committed.is_file() or committed.read_text(encoding="utf-8") != fresh:
