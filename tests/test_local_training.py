@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import example_repo
+from conftest import commit, edit, example_repo
 from shipyard.cli import main
 from shipyard.engine.local import endpoints, start_services
 from shipyard.engine.registry import discover
@@ -35,6 +35,11 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = example_repo(tmp_path_factory.mktemp("local"))
+    # These tests are about requests served and versions moved. On a 2-core host running the suite on
+    # both cores, a canary's p95 is the machine's load, not the model's: the latency verdict is
+    # tested on its own figures (test_canary_analysis.py), and here it only stops a real regression.
+    edit(root, "models/fraud/fraud-scorer.yaml", "maxLatencyRatio: 1.5", "maxLatencyRatio: 4.0")
+    commit(root, "a latency limit for a busy test host")
     yield root
     main(["--repo", str(root), "down"])  # also after a failed test: no server outlives the module
 

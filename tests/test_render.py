@@ -78,9 +78,20 @@ def sample_findings() -> list[Diagnostic]:
 def golden(name: str, text: str) -> None:
     path = GOLDEN / name
     if os.environ.get("UPDATE_GOLDEN"):
+        if os.environ.get("CI"):  # a golden file changes in a commit a reviewer reads, never in CI
+            pytest.fail("UPDATE_GOLDEN is refused under CI: run it locally and commit the golden files")
         path.write_text(text)
     assert path.exists(), f"missing golden file {path}; run with UPDATE_GOLDEN=1"
     assert text == path.read_text()
+
+
+def test_golden_files_are_never_rewritten_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UPDATE_GOLDEN", "1")
+    monkeypatch.setenv("CI", "true")
+    before = (GOLDEN / "plan.txt").read_text()
+    with pytest.raises(pytest.fail.Exception, match="UPDATE_GOLDEN is refused under CI"):
+        golden("plan.txt", "rewritten")
+    assert (GOLDEN / "plan.txt").read_text() == before
 
 
 def test_text_golden() -> None:

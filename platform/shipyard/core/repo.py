@@ -75,7 +75,7 @@ def cross_reference(specs: list[Spec], documents: Mapping[str, YamlDocument]) ->
                     "spec/unknown-team",
                     got=f"team '{spec.team}'",
                     expected=f"an existing Team ({known})",
-                    hint="add platform/teams/<team>.yaml or fix the name (shipyard new-team creates one)",
+                    hint="add platform/teams/<team>.yaml (kind: Team), or fix the name",
                     position=position,
                     key_path="metadata.team",
                     snippet=doc.snippet(position),

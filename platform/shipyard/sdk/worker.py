@@ -43,19 +43,28 @@ class WorkerError(InternalError):
 
 
 class Worker:
-    """One worker process per tasks module, started on first use, stopped at exit."""
+    """One worker process per tasks module, started on first use, stopped at exit.
+
+    It runs with the caller's environment as it is when the process starts; when a later call
+    finds that environment changed (other credentials or endpoints, in a process that runs
+    several commands), the process is started again, as libraries read it once.
+    """
 
     def __init__(self, module: str, env: dict[str, str] | None = None) -> None:
         self.module = module
         self.env = env or {}
         self._process: subprocess.Popen[str] | None = None
         self._log: TextIO | None = None
+        self._started_with: dict[str, str] = {}
 
     def start(self) -> None:
         """Start the process now (it imports its libraries while the caller does other work)."""
         self._start()
 
     def _start(self) -> subprocess.Popen[str]:
+        env = os.environ | TELEMETRY_OFF | self.env
+        if self._process is not None and env != self._started_with:
+            self.close()
         if self._process is None or self._process.poll() is not None:
             self._log = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - lives as long as the worker
             self._process = subprocess.Popen(
@@ -64,8 +73,9 @@ class Worker:
                 stdout=subprocess.PIPE,
                 stderr=self._log,
                 text=True,
-                env=os.environ | TELEMETRY_OFF | self.env,
+                env=env,
             )
+            self._started_with = env
             atexit.register(self.close)
         return self._process
 
