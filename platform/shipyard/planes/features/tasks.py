@@ -76,7 +76,7 @@ def _team_repo(root: Path, team: str, offline: str) -> Iterator[RepoContents]:
     """Parse ``features/<team>/`` the way ``feast apply`` does, with ``offline_uri()`` answering ``offline``."""
     repo = root / "features" / team
     # Feast names each file's module relative to the working directory; naming it relative to
-    # the repo (which team_code puts on sys.path) gives the same modules without a chdir.
+    # the repo (which team_code puts on sys.path) gives the same modules, and the directory stays put.
     with team_code(repo), reading(offline), _modules_named_from(repo):
         try:
             contents = parse_repo(repo) if repo.is_dir() else _empty()
