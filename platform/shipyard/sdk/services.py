@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from shipyard.sdk.kinds import Spec
+from shipyard.sdk.kinds import Spec, SpecSet
 from shipyard.sdk.model import Diagnostic, FieldPath
 from shipyard.sdk.planes import DesiredContext, Target
 
@@ -34,6 +34,15 @@ class OnlineFeatures(Protocol):
     ) -> dict[str, Any]:
         """One entity's features from ``team``'s online store through a feature service:
         ``{"features": {name: value or None}, "as_of": newest event time (ISO) or None}``."""
+        ...
+
+
+@runtime_checkable
+class TrainedModels(Protocol):
+    """The registered models a team's training in this repo produces."""
+
+    def trained_models(self, specs: SpecSet, team: str) -> list[str]:
+        """The MLflow registered models ``team``'s pipelines register."""
         ...
 
 

@@ -43,6 +43,7 @@ from shipyard.sdk import (
     content_digest,
     hookimpl,
 )
+from shipyard.sdk.platform import TEAM
 from shipyard.sdk.store import ResourceStore
 from shipyard.sdk.worker import Worker
 
@@ -116,7 +117,7 @@ class FeaturesPlane(Plane):
 
     def _parse(self, ctx: DesiredContext) -> dict[str, Any]:
         """Each team's Feast objects (and file sources, and views' sources), read by Feast in the worker."""
-        teams = [t.name for t in ctx.specs.of_kind("Team") if (ctx.root / PLANE / t.name).is_dir()]
+        teams = [t.name for t in ctx.specs.of_kind(TEAM.name) if (ctx.root / PLANE / t.name).is_dir()]
         if not teams:
             return {}
         store = feature_store(ctx.specs, ctx.environment)
@@ -155,7 +156,7 @@ class FeaturesPlane(Plane):
     # -- targets ----------------------------------------------------------------------------------
 
     def observe(self, ctx: DesiredContext, target: Target) -> Iterable[Resource]:
-        declared = [t.name for t in ctx.specs.of_kind("Team") if (ctx.root / PLANE / t.name).is_dir()]
+        declared = [t.name for t in ctx.specs.of_kind(TEAM.name) if (ctx.root / PLANE / t.name).is_dir()]
         if not target.is_local:
             # Every declared team's registry: a cloud registry is not listed, so a team whose whole
             # feature repo was removed is left for its owners to delete.

@@ -15,6 +15,7 @@ from pathlib import Path
 from shipyard.planes.features import feature_store
 from shipyard.planes.features.config import offline_uri
 from shipyard.sdk import SpecSet, UserError
+from shipyard.sdk.platform import TEAM
 
 GENERATOR = "synthetic.py"
 
@@ -37,7 +38,7 @@ def seed(
 ) -> list[Seeded]:
     """Write each team's data into the local offline store; existing data is kept unless ``force``."""
     store = feature_store(specs, "local")
-    known = [t.name for t in specs.of_kind("Team")]
+    known = [t.name for t in specs.of_kind(TEAM.name)]
     unknown = sorted(set(teams) - set(known))
     if unknown:
         raise UserError(f"no such team: {', '.join(unknown)}", hint=f"teams: {', '.join(known)}")

@@ -42,6 +42,7 @@ from shipyard.sdk import (
     UserError,
     hookimpl,
 )
+from shipyard.sdk.platform import TEAM
 from shipyard.sdk.processes import TELEMETRY_OFF
 
 PLANE = "infra"
@@ -202,7 +203,7 @@ def _team_budgets(ctx: DesiredContext, config: StackConfig, stack: str) -> list[
     """Each team's GPU quota as GPU-hours a month, priced at the stack's dearest GPU pool, beside its budget."""
     per_gpu_hour = max((prices.gpu_hour_price(p.instance_types, p.capacity) for p in config.gpu_pools), default=0.0)
     found = []
-    for team in ctx.specs.of_kind("Team"):
+    for team in ctx.specs.of_kind(TEAM.name):
         hours = team.spec.quota.gpu * prices.HOURS_PER_MONTH
         body = {
             "gpuQuota": team.spec.quota.gpu,

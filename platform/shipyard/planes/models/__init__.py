@@ -64,7 +64,7 @@ from shipyard.sdk import (
 )
 from shipyard.sdk.kubernetes import SERVER_SET_FIELDS
 from shipyard.sdk.platform import MLFLOW_SERVICE, environment, tracking
-from shipyard.sdk.services import unknown_gpu_pool
+from shipyard.sdk.services import TrainedModels, unknown_gpu_pool
 from shipyard.sdk.store import ResourceStore
 
 if TYPE_CHECKING:
@@ -194,9 +194,9 @@ def _pin_one(
     """One deployment's facts, or the references in it that name nothing."""
     deployment: ModelDeploymentSpec = spec.spec
     model, serve = deployment.registered_model, deployment.serve[ctx.environment]
-    trained_here = sorted(
-        p.spec.model_name(p.name, p.team) for p in ctx.specs.of_kind("Pipeline") if p.team == spec.team
-    )
+    assert spec.team is not None
+    trainers = [p for p in ctx.providers if isinstance(p, TrainedModels)]
+    trained_here = sorted({model for p in trainers for model in p.trained_models(ctx.specs, spec.team)})
     if model not in known and model not in trained_here:
         return None, [
             spec.diagnostic(

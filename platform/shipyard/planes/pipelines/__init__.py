@@ -38,7 +38,7 @@ from shipyard.sdk import (
     content_digest,
     hookimpl,
 )
-from shipyard.sdk.platform import environment, namespace_of, team_namespace, tracking
+from shipyard.sdk.platform import TEAM, environment, namespace_of, team_namespace, tracking
 from shipyard.sdk.services import TrainingInputs, unknown_gpu_pool
 from shipyard.sdk.store import ResourceStore
 from shipyard.sdk.worker import Worker
@@ -130,13 +130,17 @@ class PipelinesPlane(Plane):
                         hint="run `shipyard compile` and commit the result",
                     )
 
+    def trained_models(self, specs: SpecSet, team: str) -> list[str]:
+        """``TrainedModels``: the registered models the team's pipelines register."""
+        return sorted(p.spec.model_name(p.name, team) for p in specs.of_kind(PIPELINE.name) if p.team == team)
+
     # -- targets ----------------------------------------------------------------------------------
 
     def observe(self, ctx: DesiredContext, target: Target) -> Iterable[Resource]:
         if target.is_local:
             return list(_registry(target))
         server = _server(ctx.specs, target)
-        teams = {namespace_of(t): t.name for t in ctx.specs.of_kind("Team")}
+        teams = {namespace_of(t): t.name for t in ctx.specs.of_kind(TEAM.name)}
         resources = []
         for namespace, team in sorted(teams.items()):
             for found in server.deployed(namespace):

@@ -6,14 +6,14 @@ from collections.abc import Iterator
 
 from shipyard.sdk.model import Diagnostic
 from shipyard.sdk.planes import Policy, PolicyContext
-from shipyard.sdk.platform import TeamSpec, namespace_of
+from shipyard.sdk.platform import TEAM, TeamSpec, namespace_of
 
 RESERVED_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 RESERVED_PREFIXES = ("kube-", "shipyard-", "kubeflow", "kserve", "cert-manager")
 
 
 def reserved_namespace(ctx: PolicyContext) -> Iterator[Diagnostic]:
-    for team in ctx.specs.of_kind("Team"):
+    for team in ctx.specs.of_kind(TEAM.name):
         namespace = namespace_of(team)
         if namespace in RESERVED_NAMESPACES or namespace.startswith(RESERVED_PREFIXES):
             yield team.diagnostic(
@@ -26,7 +26,7 @@ def reserved_namespace(ctx: PolicyContext) -> Iterator[Diagnostic]:
 
 def unique_namespace(ctx: PolicyContext) -> Iterator[Diagnostic]:
     owners: dict[str, str] = {}
-    for team in ctx.specs.of_kind("Team"):
+    for team in ctx.specs.of_kind(TEAM.name):
         namespace = namespace_of(team)
         if namespace in owners:
             yield team.diagnostic(
@@ -39,7 +39,7 @@ def unique_namespace(ctx: PolicyContext) -> Iterator[Diagnostic]:
 
 
 def gpu_needs_budget(ctx: PolicyContext) -> Iterator[Diagnostic]:
-    for team in ctx.specs.of_kind("Team"):
+    for team in ctx.specs.of_kind(TEAM.name):
         spec: TeamSpec = team.spec
         if spec.quota.gpu > 0 and spec.budget.monthly_usd == 0:
             yield team.diagnostic(
