@@ -174,8 +174,8 @@ def _fail(error: Exception, session: Session) -> int:
     fmt = session.fmt if session.fmt in ("json", "github") else "text"
     if isinstance(error, SpecError):
         report(error.diagnostics, fmt)
-        if fmt == "text" and not error.message.endswith("in specs"):
-            click.echo(f"error: {error}", err=True)  # what stopped (a data gate), beside where
+        if fmt == "text" and error.stopped:
+            click.echo(f"error: {error}", err=True)  # what the findings stopped, below where they are
         return error.exit_code
     if session.verbose:
         import traceback

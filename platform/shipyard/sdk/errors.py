@@ -51,12 +51,17 @@ class UserError(ShipyardError):
 
 
 class SpecError(UserError):
-    """One or more Diagnostics, all collected before raising; ``message`` says what stopped."""
+    """One or more Diagnostics, all collected before raising.
 
-    def __init__(self, diagnostics: Iterable[Diagnostic], message: str = "", hint: str = "") -> None:
+    ``stopped`` says what they stopped when that is more than loading the specs (a data gate
+    before materializing, a reference that names nothing); it becomes the message.
+    """
+
+    def __init__(self, diagnostics: Iterable[Diagnostic], stopped: str = "", hint: str = "") -> None:
         self.diagnostics = tuple(diagnostics)
+        self.stopped = stopped
         count = len(self.diagnostics)
-        super().__init__(message or f"{count} error{'s' if count != 1 else ''} in specs", hint)
+        super().__init__(stopped or f"{count} error{'s' if count != 1 else ''} in specs", hint)
 
 
 class PolicyViolation(SpecError):
