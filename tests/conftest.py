@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,3 +120,41 @@ def shipyard(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+def journal_entries(root: Path) -> list[dict[str, Any]]:
+    """Every journal entry of the local target of the repo at ``root``, oldest first (one object per file)."""
+    folder = root / ".shipyard/local/journal"
+    entries = [json.loads(p.read_text()) for p in folder.rglob("*.json")] if folder.exists() else []
+    return sorted(entries, key=lambda entry: entry["at"])
+
+
+def began(root: Path, key: str) -> bool:
+    """Whether an apply of the local target of the repo at ``root`` has begun the change ``key``."""
+    return any(e["event"] == "begin" and e.get("key") == key for e in journal_entries(root))
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """moto's S3 and DynamoDB on a loopback port; boto3 (and so Feast) sent there, with no real credentials."""
+    from moto.server import ThreadedMotoServer  # heavy: only the tests that use AWS load it
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    # moto keeps its state per process, not per server: start each test from an empty account
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST")).close()
+    for name, value in {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    }.items():
+        monkeypatch.setenv(name, value)
+    try:
+        yield url
+    finally:
+        server.stop()

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import os
+import time
 import types
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from conftest import Result, team_yaml, write
+from conftest import Result, journal_entries, team_yaml, write
 from shipyard.engine import planner
 from shipyard.engine.apply import apply
 from shipyard.engine.registry import Registry, discover
+from shipyard.engine.state.identity import current_run
+from shipyard.engine.state.lease import Holder
 from shipyard.engine.targets import parse_target
 from shipyard.sdk import (
     Action,
@@ -82,8 +84,7 @@ def reg(buckets: Buckets) -> Registry:
 
 
 def journal(repo: Path) -> list[dict[str, str]]:
-    lines = (repo / ".shipyard/local/journal.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines]
+    return journal_entries(repo)
 
 
 def test_apply_then_nothing_left_and_a_second_apply_does_nothing(reg: Registry, repo: Path, buckets: Buckets) -> None:
@@ -191,15 +192,15 @@ def test_a_plan_for_another_target_is_refused(reg: Registry, repo: Path) -> None
         apply(reg, repo, LOCAL, reviewed=reviewed)
 
 
-def lock_file(repo: Path, **holder: object) -> Path:
-    path = repo / ".shipyard/local/apply.lock"
+def lock_file(repo: Path, expires: float | None = None, **run: object) -> Path:
+    """A lock as another apply on this host would hold it (this test's own process by default)."""
+    path = repo / ".shipyard/local/lock.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    import socket
-    import time
-
-    data = {"owner": "ci@runner", "host": socket.gethostname(), "pid": os.getpid(), "acquired": time.time()}
-    data.update({"expires": time.time() + 600}, **holder)
-    path.write_text(json.dumps(data))
+    me = current_run({})
+    holder = Holder(
+        replace(me, owner="ci@runner", **run), "", time.time(), time.time() + 600 if expires is None else expires
+    )  # type: ignore[arg-type]
+    path.write_bytes(holder.to_bytes())
     return path
 
 
@@ -210,9 +211,9 @@ def test_a_live_lock_holder_makes_apply_refuse(reg: Registry, repo: Path, bucket
     assert buckets.calls == []
 
 
-@pytest.mark.parametrize("holder", [{"pid": 2**22 + 12345}, {"expires": 0}], ids=["dead pid", "expired lease"])
+@pytest.mark.parametrize("holder", [{"pid": 2**22 + 12345}, {"expires": 0.0}], ids=["dead pid", "expired lease"])
 def test_an_abandoned_lock_is_taken_over(reg: Registry, repo: Path, holder: dict[str, object]) -> None:
-    path = lock_file(repo, **holder)
+    path = lock_file(repo, **holder)  # type: ignore[arg-type]
     assert len(apply(reg, repo, LOCAL).applied) == 16
     assert not path.exists()  # released afterwards
 

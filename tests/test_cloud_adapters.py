@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from conftest import Result, edit, example_repo
 from servers.kubeflow_api import State, kubeflow_api
@@ -167,30 +165,6 @@ def test_an_unknown_plane_is_named(tmp_path: Path, shipyard) -> None:
 
 
 # -- Feast on S3 and DynamoDB ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """moto's S3 and DynamoDB on a loopback port; boto3 (and so Feast) sent there, with no real credentials."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    # moto keeps its state per process, not per server: start each test from an empty account
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST")).close()
-    for name, value in {
-        "AWS_ENDPOINT_URL": url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-    }.items():
-        monkeypatch.setenv(name, value)
-    try:
-        yield url
-    finally:
-        server.stop()
 
 
 def test_feast_objects_are_applied_to_an_s3_registry_and_dynamodb(aws: str, tmp_path: Path, shipyard) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import REPO_ROOT, Result, commit, edit, example_repo
-from shipyard.sdk.planes import local_state_dir
+from conftest import REPO_ROOT, Result, commit, edit, example_repo, journal_entries
 
 
 def test_a_typo_in_the_registered_model_stops_plan_and_apply_at_its_line(
@@ -24,7 +23,7 @@ def test_a_typo_in_the_registered_model_stops_plan_and_apply_at_its_line(
         assert "one a pipeline of team fraud registers (fraud-scorer)" in result.err
         assert "Traceback" not in result.err
         assert "delete" not in result.out
-    assert not (local_state_dir(root) / "journal.jsonl").exists()  # nothing was applied
+    assert journal_entries(root) == []  # nothing was applied
 
 
 def test_a_gpu_pool_no_stack_declares_is_an_error_at_its_line(tmp_path: Path, shipyard: Callable[..., Result]) -> None:

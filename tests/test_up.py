@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import commit, edit, example_repo, write
+from conftest import began, commit, edit, example_repo, write
 from shipyard.sdk import processes
 from shipyard.sdk.planes import local_state_dir
 
@@ -218,7 +218,6 @@ def test_ctrl_c_during_up_leaves_no_orphan_process(tmp_path: Path) -> None:
         start_new_session=True,  # its own process group, as a terminal's foreground job
     )
     seen: dict[int, psutil.Process] = {}
-    journal = local_state_dir(root) / "journal.jsonl"
     interrupted_at = None
     deadline = time.monotonic() + 300
     while up.poll() is None and time.monotonic() < deadline:
@@ -227,7 +226,7 @@ def test_ctrl_c_during_up_leaves_no_orphan_process(tmp_path: Path) -> None:
                 seen.setdefault(child.pid, child)
         except psutil.NoSuchProcess:
             break
-        training = journal.exists() and '"key": "pipelines/fraud/Pipeline/train"' in journal.read_text()
+        training = began(root, "pipelines/fraud/Pipeline/train")
         if interrupted_at is None and training:
             time.sleep(3)  # well into the pipeline: its worker and KFP's component processes run
             os.killpg(up.pid, signal.SIGINT)  # what Ctrl-C does: SIGINT to the foreground group

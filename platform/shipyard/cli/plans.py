@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -111,10 +112,13 @@ def plan(
 def apply(session: Session, target: str, plan_file: Path | None, yes: bool, planes: tuple[str, ...]) -> None:
     """Make the target match the repo, executing exactly one plan.
 
-    Holds a lock on the target, journals every change (a crashed apply resumes
-    where it stopped), retries transient errors and verifies the result. Each change
-    is executed as planned; if the target or the repo moved since a reviewed plan,
-    the apply is refused as stale. Cloud targets need a reviewed --plan or --yes.
+    Holds the target's lock, journals every change (a crashed apply resumes
+    where it stopped), retries transient errors, verifies the result and records
+    what was applied (what `shipyard drift` compares with). Each change is executed
+    as planned. A reviewed plan is refused if it was made from another commit than
+    HEAD, for another target, or if the target or the repo moved since it was made.
+    Cloud targets need a reviewed --plan or --yes, and keep their lock, journal and
+    record in the state bucket their Environment spec names (spec.state.bucket).
 
     \b
     On the local target, where stage 1 moved what a plane planned from (training
@@ -137,6 +141,8 @@ def apply(session: Session, target: str, plan_file: Path | None, yes: bool, plan
         session.root,
         ref,
         reviewed=reviewed,
+        environ=os.environ,
+        on_start=lambda run: click.echo(f"Applying to {ref.name} as {run.describe()}"),
         on_change=lambda change: click.echo(change_line(change)),
         on_stage=lambda stage: click.echo(stage_line(stage)),
     )

@@ -24,19 +24,30 @@ PlaneRules = Mapping[str, tuple[int, Mapping[str, Sequence[FieldPath]]]]
 class Plan:
     """What applying to ``target`` would do, and the live facts it was planned from.
 
-    ``facts`` maps each plane to what its ``pin`` read (empty for a plan from git alone).
-    ``hash`` covers the target, the changes and the facts: it names what was reviewed.
+    ``facts`` maps each plane to what its ``pin`` read (empty for a plan from git alone);
+    ``observed`` maps each plane to a fingerprint of what it observed, so an apply can tell
+    that the world moved even where the changes would come out the same. ``commit`` is the
+    git commit the plan was made from, ``base`` the one a ``base:<rev>`` plan compared with.
+    ``hash`` covers all of it: it names what was reviewed.
     """
 
     target: str
     changes: tuple[Change, ...]
     facts: Mapping[str, Any] = field(default_factory=dict)
+    observed: Mapping[str, str] = field(default_factory=dict)
+    commit: str = ""
+    base: str = ""
 
     @cached_property
     def hash(self) -> str:
-        return _digest(
-            {"target": self.target, "changes": [change_identity(c) for c in self.changes], "facts": self.facts}
-        )
+        content: dict[str, Any] = {
+            "target": self.target,
+            "changes": [change_identity(c) for c in self.changes],
+            "facts": self.facts,
+        }
+        # Only when set, so plans made without them (from git alone, in tests) keep their hash.
+        bound = {"observed": self.observed, "commit": self.commit, "base": self.base}
+        return _digest(content | {k: v for k, v in bound.items() if v})
 
     @property
     def pending(self) -> tuple[Change, ...]:
@@ -56,8 +67,11 @@ class Plan:
             "target": self.target,
             "hash": self.hash,
             "summary": {action.value: self.counts().get(action, 0) for action in Action},
+            "commit": self.commit,
+            "base": self.base,
             "changes": [_change_dict(c) for c in self.changes],
             "facts": self.facts,
+            "observed": self.observed,
         }
 
     @classmethod
@@ -80,7 +94,14 @@ class Plan:
                 )
                 for c in data["changes"]
             )
-            plan = cls(data["target"], changes, data.get("facts") or {})
+            plan = cls(
+                data["target"],
+                changes,
+                data.get("facts") or {},
+                data.get("observed") or {},
+                str(data.get("commit") or ""),
+                str(data.get("base") or ""),
+            )
         except (KeyError, TypeError, ValueError) as error:
             raise UserError(f"not a usable plan ({type(error).__name__}: {error})", hint) from error
         if data.get("hash") != plan.hash:
@@ -147,6 +168,11 @@ def change_identity(change: Change) -> dict[str, Any]:
 
 def change_digest(change: Change) -> str:
     return _digest(change_identity(change))
+
+
+def fingerprint(observed: Sequence[Resource]) -> str:
+    """One digest of what a plane observed: its Resources' keys and bodies."""
+    return _digest(sorted((r.key, r.body) for r in observed))
 
 
 def _change_dict(change: Change) -> dict[str, Any]:

@@ -6,24 +6,30 @@ training run registered the version that promotion gates), the engine pins and p
 planes again and applies that as stage 2: a plan of its own, journaled and shown. Only the
 local target has a stage 2; a cloud target applies the reviewed plan and nothing else, and
 what stage 1 made possible is planned and reviewed next.
+
+The lock, the journal and the last-applied record live in the target's state
+(``engine/state``): files for ``local``, the environment's state bucket for a cloud target,
+so CI runners that come and go share them.
 """
 
 from __future__ import annotations
 
-import getpass
-import os
-import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipyard.core.plan import Plan, change_digest
 from shipyard.core.policies import blocking
 from shipyard.engine import planner
-from shipyard.engine.journal import Journal
-from shipyard.engine.lock import TargetLock
 from shipyard.engine.registry import Registry
+from shipyard.engine.revisions import head_commit
+from shipyard.engine.state.applied import Applied, read_applied, write_applied
+from shipyard.engine.state.home import open_store
+from shipyard.engine.state.identity import RunIdentity, current_run
+from shipyard.engine.state.journal import Journal
+from shipyard.engine.state.lease import Lease
+from shipyard.engine.state.store import FileStore
 from shipyard.engine.targets import TargetRef
 from shipyard.sdk.errors import (
     ApplyError,
@@ -35,7 +41,7 @@ from shipyard.sdk.errors import (
     UserError,
 )
 from shipyard.sdk.extras import missing_dependency
-from shipyard.sdk.model import Change
+from shipyard.sdk.model import Action, Change
 from shipyard.sdk.planes import DesiredContext, Target
 
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0)
@@ -61,69 +67,87 @@ class ApplyReport:
     skipped: list[str] = field(default_factory=list)
 
 
-def owner_name() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry in some containers
-        user = str(os.getuid())
-    return f"{user}@{socket.gethostname()}"
-
-
 def apply(
     registry: Registry,
     root: Path,
     ref: TargetRef,
     *,
     reviewed: Plan | None = None,
+    environ: Mapping[str, str] | None = None,
+    on_start: Callable[[RunIdentity], None] = lambda run: None,
     on_change: Callable[[Change], None] = lambda change: None,
     on_stage: Callable[[Stage], None] = lambda stage: None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ApplyReport:
     """Apply ``reviewed`` (or a fresh plan when None) to ``ref``.
 
-    A reviewed plan is refused when a fresh plan no longer matches it, except for
-    changes this plan already finished (the journal says so): that is how a
-    crashed apply resumes to the same end state without repeating anything.
+    A reviewed plan is refused when it was made from another commit than HEAD, or for
+    another target, or when a fresh plan no longer matches it (what it observed moved, or
+    its changes would differ), except for changes this plan already finished (the journal
+    says so): that is how a crashed apply resumes to the same end state without repeating
+    anything. ``environ`` gives the run's identity (the CI run URL) and the test-only kill
+    points; nothing else is read from the process environment.
 
     A change that fails stops the later changes of its scope (team or stack) only; the
     other scopes' changes are applied and verified, then ChangesFailed reports what failed.
     """
-    if reviewed is not None and reviewed.target != ref.name:
-        raise UserError(f"the plan is for target '{reviewed.target}', not '{ref.name}'")
+    environ = environ or {}
+    commit = head_commit(root)
+    if reviewed is not None:
+        _refuse_if_not_for(reviewed, ref, commit)
     # Bad specs and mandatory spec policies stop apply before it touches anything, lock included.
     checked = planner.validate(registry, root)
     if blocking(checked.findings):
         raise PolicyViolation(blocking(checked.findings))
-    owner = owner_name()
-    state_dir = ref.resolve(root).state_dir
-    with TargetLock(state_dir / "apply.lock", owner):
+    target = ref.resolve(root)
+    store = open_store(target, checked.specs)
+    run = current_run(environ, commit)
+    journal = Journal(store, run, environ)
+    lease = Lease(store, journal, run, reviewed.hash if reviewed else "", same_machine=isinstance(store, FileStore))
+    with lease:
         fresh = planner.plan(registry, root, ref, validation=checked)
         if blocking(fresh.findings):
             raise PolicyViolation(blocking(fresh.findings))
         assert fresh.target is not None  # resolve() refused a base revision
         plan = reviewed or fresh.plan
-        journal = Journal(state_dir / "journal.jsonl", owner)
         # A reviewed plan applied again after it completed is a no-op; a fresh plan is due in full.
         finished = journal.done(plan.hash, unfinished_run=reviewed is None)
-        _refuse_if_stale(plan, fresh.plan, finished)
+        _refuse_if_stale(plan, fresh.plan, finished, _touched(journal, plan.hash))
+        on_start(run)
+        journal.record(plan.hash, "start", detail=f"{len(plan.pending)} changes to {ref.name}")
         report = ApplyReport(plan)
-        run = _Run(registry, journal, report, on_change, sleep)
+        runner = _Run(registry, journal, lease, report, on_change, sleep)
         first = Stage(1, plan)
         report.stages.append(first)
-        after = _verify(registry, root, ref, checked, run.stage(first, fresh.contexts, fresh.target, finished))
-        if after is not None and fresh.target.is_local:
-            second = _downstream(after.plan, plan)
+        touched = runner.stage(first, fresh.contexts, fresh.target, finished)
+        latest = _verify(registry, root, ref, checked, plan, touched) or fresh
+        if touched and fresh.target.is_local:
+            second = _downstream(latest.plan, plan)
             if second.plan.has_changes:
                 report.stages.append(second)
                 on_stage(second)
                 journal.record(second.plan.hash, "stage", detail=f"2 after {plan.hash}")
-                assert after.target is not None
-                _verify(registry, root, ref, checked, run.stage(second, after.contexts, after.target, set()))
+                assert latest.target is not None
+                touched = runner.stage(second, latest.contexts, latest.target, set())
+                latest = _verify(registry, root, ref, checked, second.plan, touched) or latest
                 journal.record(second.plan.hash, "complete")
         if report.failed:
             raise ChangesFailed(report.failed, report.skipped)
+        write_applied(store, _now_applied(read_applied(store), latest.plan, registry, commit))
         journal.record(plan.hash, "complete")
         return report
+
+
+def _now_applied(previous: Applied | None, latest: Plan, registry: Registry, commit: str) -> Applied:
+    """The last-applied record after a successful apply: what the target now matches.
+
+    A key the final plan still has pending (a cloud target's models plane waits for the
+    next reviewed plan) keeps what was last applied to it.
+    """
+    previous = previous or Applied()
+    in_sync = [c.desired for c in latest.changes if c.action is Action.NOOP and c.desired is not None]
+    waiting = [previous.resources[c.key] for c in latest.pending if c.key in previous.resources]
+    return previous.merged(latest.hash, commit, [p.name for p in registry.planes], [*in_sync, *waiting])
 
 
 class _Run:
@@ -133,12 +157,14 @@ class _Run:
         self,
         registry: Registry,
         journal: Journal,
+        lease: Lease,
         report: ApplyReport,
         on_change: Callable[[Change], None],
         sleep: Callable[[float], None],
     ) -> None:
         self.registry = registry
         self.journal = journal
+        self.lease = lease
         self.report = report
         self.on_change = on_change
         self.sleep = sleep
@@ -154,6 +180,7 @@ class _Run:
             if _scope(change) in self.stopped:
                 self.report.skipped.append(change.key)
                 continue
+            self.lease.check()  # broken by shipyard unlock: stop before the next change
             self.on_change(change)
             self.journal.record(stage.plan.hash, "begin", change.key)
             try:
@@ -186,7 +213,29 @@ def _downstream(after: Plan, applied: Plan) -> Stage:
     return Stage(2, Plan(after.target, changes, {p: after.facts[p] for p in moved if p in after.facts}), moved)
 
 
-def _refuse_if_stale(plan: Plan, fresh: Plan, finished: set[str]) -> None:
+def _refuse_if_not_for(reviewed: Plan, ref: TargetRef, commit: str) -> None:
+    """Apply requirements: the plan is for this target and was made from the commit checked out."""
+    if reviewed.target != ref.name:
+        raise UserError(f"the plan is for target '{reviewed.target}', not '{ref.name}'")
+    if reviewed.commit != commit:
+        raise StalePlanError(
+            f"the plan was made from commit {reviewed.commit[:12] or '(none)'}, but HEAD is {commit[:12] or '(none)'}",
+            hint="apply a plan made from this commit: shipyard plan --out plan.json, review it, then apply it",
+        )
+
+
+def _touched(journal: Journal, plan_hash: str) -> set[str]:
+    """Planes an earlier run of this plan began changing: what they observe moved by our own hand."""
+    return {e["key"].split("/", 1)[0] for e in journal.entries(plan_hash) if e["event"] == "begin" and "key" in e}
+
+
+def _refuse_if_stale(plan: Plan, fresh: Plan, finished: set[str], touched: Collection[str] = ()) -> None:
+    moved = sorted(p for p, seen in plan.observed.items() if p not in touched and fresh.observed.get(p) != seen)
+    if moved:
+        raise StalePlanError(
+            f"the reviewed plan {plan.hash[:12]} is stale: what it observed moved since ({', '.join(moved)})",
+            hint="run shipyard plan again and review the new plan",
+        )
     expected = {change_digest(c) for c in plan.pending if c.key not in finished}
     actual = {change_digest(c) for c in fresh.pending}
     if expected != actual:
@@ -228,9 +277,11 @@ def _apply_one(
 
 
 def _verify(
-    registry: Registry, root: Path, ref: TargetRef, checked: planner.Validation, touched: list[str]
+    registry: Registry, root: Path, ref: TargetRef, checked: planner.Validation, applied: Plan, touched: list[str]
 ) -> planner.PlanResult | None:
-    """Pin and observe again: every key this stage changed must now match the repo.
+    """Pin and observe again: every key this stage changed must now match the repo, but those
+    of planes whose pinned facts the stage moved (they are planned again: stage 2, or the next
+    reviewed plan).
 
     Returns that fresh plan (what a stage 2 is taken from), or None when nothing was applied.
     """
@@ -238,7 +289,10 @@ def _verify(
         return None
     # Only the diff matters here; the data checks already passed before anything was applied.
     after = planner.plan(registry, root, ref, validation=checked, check_data=False)
-    leftover = [c.key for c in after.plan.pending if c.key in set(touched)]
+    moved = {
+        p for p in after.plan.facts.keys() | applied.facts.keys() if after.plan.facts.get(p) != applied.facts.get(p)
+    }
+    leftover = [c.key for c in after.plan.pending if c.key in set(touched) and c.plane not in moved]
     if leftover:
         raise ApplyError(f"applied, but the target still differs for: {', '.join(leftover)}")
     return after

@@ -6,12 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from shipyard.core.plan import Plan, make_plan
+from shipyard.core.plan import Plan, fingerprint, make_plan
 from shipyard.core.policies import run_policies
 from shipyard.core.repo import load_specs
 from shipyard.engine import local
 from shipyard.engine.registry import Registry
-from shipyard.engine.revisions import checkout
+from shipyard.engine.revisions import checkout, commit_of, head_commit
 from shipyard.engine.targets import TargetRef
 from shipyard.sdk.errors import SpecError, UserError
 from shipyard.sdk.kinds import SpecSet
@@ -96,12 +96,24 @@ def plan(
         for plane in registry.planes:
             own = [r for r in desired if r.plane == plane.name]
             findings += tuple(plane.check(ctxs[plane.name], own))
+    seen: dict[str, str] = {}
+    observed: list[Resource] = []
     if target is None:
-        observed = _desired_at(registry, root, ref.revision, environment)
+        observed = list(_desired_at(registry, root, ref.revision, environment))
     else:
-        observed = [r for plane in registry.planes for r in plane.observe(ctxs[plane.name], target)]
+        for plane in registry.planes:
+            own = list(plane.observe(ctxs[plane.name], target))
+            seen[plane.name] = fingerprint(own)
+            observed += own
     facts = {name: dict(ctx.facts) for name, ctx in ctxs.items() if ctx.facts}
-    return PlanResult(make_plan(ref.name, desired, observed, registry.rules, facts), findings, ctxs, target)
+    made = make_plan(ref.name, desired, observed, registry.rules, facts)
+    bound = replace(
+        made,
+        observed=seen,
+        commit=head_commit(root),
+        base=commit_of(root, ref.revision) if target is None else "",
+    )
+    return PlanResult(bound, findings, ctxs, target)
 
 
 def _desired_at(registry: Registry, root: Path, revision: str, environment: str) -> list[Resource]:

@@ -32,6 +32,26 @@ def checkout(root: Path, revision: str) -> Iterator[Path]:
         yield Path(folder)
 
 
+def head_commit(root: Path) -> str:
+    """The commit checked out at ``root`` ("" outside a git repository, or before its first commit)."""
+    return commit_of(root, "HEAD")
+
+
+def commit_of(root: Path, revision: str) -> str:
+    """The commit ``revision`` names ("" when there is none)."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        return ""
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
 def _git(root: Path, *args: str, what: str) -> str:
     try:
         result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from shipyard.sdk.model import FieldPath
 
 #: Fields the API server sets; a diff that ignores them shows only what the repo changes.
@@ -23,3 +26,19 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "shipyard"}
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_TAINT = {"key": GPU_RESOURCE, "operator": "Equal", "value": "true", "effect": "NoSchedule"}
 POOL_LABEL = "shipyard.dev/pool"
+
+
+def is_object(body: Mapping[str, Any]) -> bool:
+    """Whether a Resource's ``body`` is a Kubernetes object as applied: ``apiVersion``, ``kind`` and
+    ``metadata.name``, as the tenancy plane's Namespace or the models plane's InferenceService.
+
+    ``shipyard render`` writes exactly these as manifests; a body that is not one (a model alias,
+    a compiled pipeline, a Pulumi resource's inputs) is something only Shipyard's appliers make true.
+    """
+    metadata = body.get("metadata")
+    return (
+        isinstance(body.get("apiVersion"), str)
+        and isinstance(body.get("kind"), str)
+        and isinstance(metadata, Mapping)
+        and isinstance(metadata.get("name"), str)
+    )

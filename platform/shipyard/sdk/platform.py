@@ -118,7 +118,24 @@ class Kubernetes(SpecModel):
     )
 
 
+class StateBucket(SpecModel):
+    bucket: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        description="The S3 bucket holding the environment's apply lock, journal and last-applied record "
+        "(the infra stack's `state` bucket: pulumi stack output buckets)",
+    )
+    prefix: str = Field(
+        default="shipyard", pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$", description="Key prefix in the bucket"
+    )
+    region: str | None = Field(
+        default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$", description="The bucket's AWS region (default: AWS_REGION)"
+    )
+
+
 class EnvironmentSpec(SpecModel):
+    state: StateBucket | None = Field(
+        default=None, description="Where applies to this environment keep their state; required to apply"
+    )
     kubeflow: Kubeflow | None = None
     mlflow: Mlflow | None = None
     kubernetes: Kubernetes = Field(default_factory=Kubernetes)
