@@ -38,6 +38,7 @@ bench: install ## CLI start-up, validate, plane, local-training and serving figu
 	$(RUN) python tests/benchmarks/bench_planes.py
 	$(RUN) python tests/benchmarks/bench_serving.py
 	$(RUN) python tests/benchmarks/bench_infra.py
+	$(RUN) python tests/benchmarks/bench_state.py
 	$(RUN) python tests/benchmarks/bench_up.py
 
 install: .venv/.synced

@@ -158,3 +158,14 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         yield url
     finally:
         server.stop()
+
+
+@pytest.fixture
+def cloud_state(aws: str) -> str:
+    """The template environments' state buckets (spec.state.bucket), in moto: what applying to them needs."""
+    import boto3
+
+    s3 = boto3.client("s3")
+    for environment in ("dev", "staging", "prod"):
+        s3.create_bucket(Bucket=f"shipyard-{environment}-state")
+    return aws

@@ -21,8 +21,8 @@ PLACEHOLDER_HOST = "https://kubeflow.dev.shipyard.internal/pipeline"
 
 
 @pytest.fixture
-def kubeflow(tmp_path: Path) -> Iterator[tuple[Path, State]]:
-    """The example repo with its dev environment pointing at a loopback Kubeflow Pipelines API."""
+def kubeflow(tmp_path: Path, cloud_state: str) -> Iterator[tuple[Path, State]]:
+    """The example repo with its dev environment pointing at a loopback Kubeflow Pipelines API (its state in moto)."""
     with kubeflow_api() as (url, state):
         root = example_repo(tmp_path)
         edit(root, "platform/environments/dev.yaml", PLACEHOLDER_HOST, url)
@@ -167,7 +167,7 @@ def test_an_unknown_plane_is_named(tmp_path: Path, shipyard) -> None:
 # -- Feast on S3 and DynamoDB ---------------------------------------------------------------------
 
 
-def test_feast_objects_are_applied_to_an_s3_registry_and_dynamodb(aws: str, tmp_path: Path, shipyard) -> None:
+def test_feast_objects_are_applied_to_an_s3_registry_and_dynamodb(cloud_state: str, tmp_path: Path, shipyard) -> None:
     boto3.client("s3").create_bucket(Bucket="shipyard-prod-feast-registry")  # the infra plane's bucket
     root = example_repo(tmp_path)
 

@@ -423,3 +423,48 @@ def test_status_lists_what_runs_and_down_stops_exactly_that(applied: Path, capsy
     capsys.readouterr()
     assert main(["--repo", str(applied), "status"]) == 0
     assert "Nothing runs locally" in capsys.readouterr().out
+
+
+# -- drift: told apart from what is not applied yet ------------------------------------------------
+
+
+def _drift(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict]:
+    capsys.readouterr()
+    code = main(["--repo", str(root), "drift", "--target", "local", "--format", "json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_drift_names_a_moved_alias_a_stopped_server_and_an_unapplied_feature_view(
+    applied: Path, mlflow_server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlflow import MlflowClient
+
+    code, found = _drift(applied, capsys)
+    assert (code, found["drift"], found["outside"], found["pending"]) == (0, False, [], [])
+
+    moved = _register_like_the_champion(mlflow_server)
+    _reject(mlflow_server, moved)  # never promoted by Shipyard: only the hand below moves the alias
+    MlflowClient(mlflow_server, mlflow_server).set_registered_model_alias(MODEL, "champion", str(moved))
+    running = _served(applied).serving()
+    assert running is not None
+    os.kill(running.process.pid, signal.SIGKILL)
+    edit(applied, "features/fraud/features.py", "ttl=timedelta(days=2)", "ttl=timedelta(days=3)")
+    try:
+        code, found = _drift(applied, capsys)
+        assert code == 2
+        outside = {entry["key"]: entry for entry in found["outside"]}
+        pending = {entry["key"]: entry for entry in found["pending"]}
+        assert set(outside) == {"models/fraud/ModelAlias/fraud-scorer", "models/fraud/InferenceService/fraud-scorer"}
+        assert outside["models/fraud/InferenceService/fraud-scorer"]["what"].startswith("gone from the target")
+        [alias] = outside["models/fraud/ModelAlias/fraud-scorer"]["fields"]
+        assert (alias["field"], alias["live"]) == ("version", moved)
+        # the view, and what materializing it writes (its ttl bounds what the online store keeps)
+        assert set(pending) == {"features/fraud/FeatureView/user_stats", "features/fraud/Materialization/user_stats"}
+        assert [f["field"] for f in pending["features/fraud/FeatureView/user_stats"]["fields"]] == ["ttl_seconds"]
+
+        assert main(["--repo", str(applied), "up"]) == 0
+        code, found = _drift(applied, capsys)
+        assert (code, found["outside"], found["pending"]) == (0, [], [])
+        assert _champion(mlflow_server) != moved
+    finally:
+        commit(applied, "a longer ttl")  # the module's repo stays consistent with what is applied

@@ -20,8 +20,8 @@ SERVED = ("inferenceservices", "fraud", "fraud-scorer")  # the test server's key
 
 
 @pytest.fixture
-def staging(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, str, State]]:
-    """The example repo whose staging environment is a loopback MLflow server and Kubernetes API."""
+def staging(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cloud_state: str) -> Iterator[tuple[Path, str, State]]:
+    """The example repo whose staging environment is a loopback MLflow server and Kubernetes API (state in moto)."""
     root = example_repo(tmp_path)
     (tmp_path / "mlflow").mkdir()
     with mlflow_server(tmp_path / "mlflow") as tracking, kubernetes_api() as (cluster, api):

@@ -169,7 +169,7 @@ def test_a_corrupted_journal_entry_is_named(store: ObjectStore) -> None:
     journal.record("plan-1", "begin", "a/b/C/d")
     store.put("journal/plan-1/00000000000000000001-1-000000.json", b"not json")
     with pytest.raises(UserError, match=r"journal entry .*journal/plan-1/00000000000000000001-1-000000.json"):
-        journal.done("plan-1")
+        journal.entries("plan-1")
 
 
 # -- eight applies at once -------------------------------------------------------------------------

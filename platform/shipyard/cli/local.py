@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -43,6 +44,7 @@ def up(session: Session) -> None:
         steps,
         on_change=lambda change: click.echo(change_line(change)),
         on_stage=lambda stage: click.echo(stage_line(stage)),
+        environ=os.environ,
     )
     report(done.findings, "text")  # warnings; errors stopped run_up
     for running in done.services:
@@ -120,16 +122,23 @@ def down(session: Session, purge: bool) -> None:
     """Stop every process the local platform started, and nothing else.
 
     Each is stopped only if its PID still belongs to the process Shipyard started (PID and
-    start time match): SIGTERM, then SIGKILL after 10 s.
+    start time match): SIGTERM, then SIGKILL after 10 s. A service still starting (the MLflow
+    server migrating its store) finishes starting first: stopped halfway, its store breaks.
     """
     import shutil
 
+    from shipyard.engine.local import stop_after_start
     from shipyard.sdk import processes
     from shipyard.sdk.planes import STATE_DIR, local_state_dir
 
-    for process in processes.table(local_state_dir(session.root)):
+    state = local_state_dir(session.root)
+    for process in processes.table(state):
         was_up = processes.alive(process)
-        processes.stop(process)
+
+        def waiting(process: processes.Process = process) -> None:
+            click.echo(f"waiting for {process.name} (pid {process.pid}) to finish starting, not to break its store")
+
+        stop_after_start(state, process, waiting)
         click.echo(f"{'stopped' if was_up else 'forgot (already gone)'}: {process.name} (pid {process.pid})")
     if purge:
         shutil.rmtree(session.root / STATE_DIR, ignore_errors=True)

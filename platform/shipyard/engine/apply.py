@@ -226,7 +226,7 @@ def _refuse_if_not_for(reviewed: Plan, ref: TargetRef, commit: str) -> None:
 
 def _touched(journal: Journal, plan_hash: str) -> set[str]:
     """Planes an earlier run of this plan began changing: what they observe moved by our own hand."""
-    return {e["key"].split("/", 1)[0] for e in journal.entries(plan_hash) if e["event"] == "begin" and "key" in e}
+    return {key.split("/", 1)[0] for event, key in journal.events(plan_hash) if event == "begin"}
 
 
 def _refuse_if_stale(plan: Plan, fresh: Plan, finished: set[str], touched: Collection[str] = ()) -> None:

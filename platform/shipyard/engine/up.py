@@ -8,7 +8,7 @@ fails does not stop the others: the report says what failed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,8 +56,12 @@ def up(
     *,
     on_change: Callable[[Change], None] = lambda change: None,
     on_stage: Callable[[Stage], None] = lambda stage: None,
+    environ: Mapping[str, str] | None = None,
 ) -> UpReport:
-    """Bring the local platform up; raises only for what stops every team (bad specs, a service that cannot start)."""
+    """Bring the local platform up; raises only for what stops every team (bad specs, a service that cannot start).
+
+    ``environ`` goes to apply (the run's identity, the test-only kill points).
+    """
     report = UpReport()
     local = parse_target("local")
     with steps.run("validate", "validating specs and policies"):
@@ -80,7 +84,7 @@ def up(
             doing(f"{change.action.value} {change.key}")
 
         try:
-            report.applied = apply(registry, root, local, on_change=started, on_stage=on_stage)
+            report.applied = apply(registry, root, local, environ=environ, on_change=started, on_stage=on_stage)
         except ChangesFailed as error:
             report.failed = error.failed | dict.fromkeys(error.skipped, NOT_TRIED)
     with steps.run("smoke", "sending each model a smoke request"):

@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import time
+from urllib.parse import quote, unquote
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -49,7 +50,9 @@ class Journal:
             entry["detail"] = detail
         if event in {"start", "takeover", "unlock"}:
             entry["run"] = self.run.to_dict()
-        name = f"journal/{plan_hash or LOCK_EVENTS}/{time.time_ns():020d}-{self.run.pid}-{next(self._seq):06d}.json"
+        # The event and key are in the name too: resuming lists names and reads no entry.
+        stamp = f"{time.time_ns():020d}-{self.run.pid}-{next(self._seq):06d}"
+        name = f"journal/{plan_hash or LOCK_EVENTS}/{stamp}.{event}.{quote(key, safe='')}.json"
         if self.store.create(name, json.dumps(entry, sort_keys=True).encode()) is None:
             raise InternalError(f"journal entry {self.store.where(name)} already exists; entries are never rewritten")
         if event in {"begin", "done"}:
@@ -75,6 +78,15 @@ class Journal:
             found.append(entry)
         return found
 
+    def events(self, plan_hash: str) -> list[tuple[str, str]]:
+        """``(event, key)`` of every entry of ``plan_hash``, oldest first, from the names alone."""
+        found = []
+        for name in self.store.names(f"journal/{plan_hash or LOCK_EVENTS}/"):
+            parts = name.rsplit("/", 1)[-1].split(".")
+            if len(parts) == 4:
+                found.append((parts[1], unquote(parts[2])))
+        return found
+
     def done(self, plan_hash: str, *, unfinished_run: bool = False) -> set[str]:
         """Keys whose change in this plan finished (before a crash, for instance).
 
@@ -83,10 +95,10 @@ class Journal:
         server, say), and its changes are due again.
         """
         finished: set[str] = set()
-        for entry in self.entries(plan_hash):
-            if entry["event"] == "done":
-                finished.add(entry["key"])
-            elif entry["event"] == "complete" and unfinished_run:
+        for event, key in self.events(plan_hash):
+            if event == "done":
+                finished.add(key)
+            elif event == "complete" and unfinished_run:
                 finished.clear()
         return finished
 
