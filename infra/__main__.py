@@ -94,5 +94,6 @@ tenancy = Tenancy("tenancy", TenancyArgs(teams(ROOT), addons.provider, cluster, 
 pulumi.export("cluster_name", cluster.name)
 pulumi.export("kubeconfig", pulumi.Output.secret(cluster.kubeconfig))
 pulumi.export("buckets", storage.buckets)
+pulumi.export("stateBucket", storage.buckets["state"])  # spec.state.bucket of this environment
 pulumi.export("ci_role_arn", iam.ci_role_arn)
 pulumi.export("team_roles", tenancy.team_roles)

@@ -66,7 +66,13 @@ def test_gpu_pools_are_tainted_capped_on_nvidia_images_and_imdsv2_only(graphs: d
 def test_buckets_are_private_encrypted_versioned_and_tls_only(graphs: dict[str, Graph], stack: str) -> None:
     graph = graphs[stack]
     buckets = of_type(graph, "aws:s3/bucket:Bucket")
-    assert len(buckets) == 4
+    assert sorted(b["bucketPrefix"].split("-")[-2] for b in buckets) == [
+        "datasets",
+        "feast",
+        "mlflow",
+        "models",
+        "state",
+    ]
     for blocks in of_type(graph, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"):
         for flag in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"):
             assert blocks[flag] is True
@@ -78,7 +84,7 @@ def test_buckets_are_private_encrypted_versioned_and_tls_only(graphs: dict[str, 
         assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms"
         assert rule["bucketKeyEnabled"] is True
     versioning = of_type(graph, "aws:s3/bucketVersioning:BucketVersioning")
-    assert [v["versioningConfiguration"]["status"] for v in versioning] == ["Enabled"] * 4
+    assert [v["versioningConfiguration"]["status"] for v in versioning] == ["Enabled"] * 5
     for found in of_type(graph, "aws:s3/bucketPolicy:BucketPolicy"):
         (statement,) = policy_of(found)["Statement"]
         assert statement["Effect"] == "Deny"
@@ -87,7 +93,7 @@ def test_buckets_are_private_encrypted_versioned_and_tls_only(graphs: dict[str, 
         len(encryption)
         == len(versioning)
         == len(of_type(graph, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"))
-        == 4
+        == 5
     )
 
 

@@ -63,7 +63,7 @@ def main() -> None:
         "s3",
         endpoint_url=f"http://{host}:{port}",
         aws_access_key_id="bench",
-        aws_secret_access_key="bench",  # noqa: S106 - moto's, on loopback
+        aws_secret_access_key="bench",
         region_name="us-east-1",
     )
     client.create_bucket(Bucket="shipyard-bench-state")

@@ -18,9 +18,9 @@ import json
 import os
 import signal
 import time
-from urllib.parse import quote, unquote
 from collections.abc import Mapping
 from typing import Any, Literal
+from urllib.parse import quote, unquote
 
 from shipyard.engine.state.identity import RunIdentity
 from shipyard.engine.state.store import ObjectStore

@@ -81,7 +81,9 @@ class NodePool(SpecModel):
 
 
 class Bucket(SpecModel):
-    purpose: Literal["datasets", "mlflow", "feast", "models"] = Field(description="What the bucket holds")
+    purpose: Literal["datasets", "mlflow", "feast", "models", "state"] = Field(
+        description="What the bucket holds; `state`: apply locks, journals and last-applied records (spec.state)"
+    )
     noncurrent_days: int = Field(default=30, ge=1, description="Old object versions are deleted after this many days")
     archive_days: int | None = Field(
         default=None, ge=30, description="Objects move to Glacier Instant Retrieval after this many days"
