@@ -460,7 +460,7 @@ def test_drift_names_a_moved_alias_a_stopped_server_and_an_unapplied_feature_vie
         assert (alias["field"], alias["live"]) == ("version", moved)
         # the view, and what materializing it writes (its ttl bounds what the online store keeps)
         assert set(pending) == {"features/fraud/FeatureView/user_stats", "features/fraud/Materialization/user_stats"}
-        assert [f["field"] for f in pending["features/fraud/FeatureView/user_stats"]["fields"]] == ["ttl_seconds"]
+        assert [f["field"] for f in pending["features/fraud/FeatureView/user_stats"]["fields"]] == ["ttl"]
 
         assert main(["--repo", str(applied), "up"]) == 0
         code, found = _drift(applied, capsys)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -210,13 +209,3 @@ def test_facts_from_a_plan_resolve_the_version_an_alias_serves(shipyard: Run, ex
     wrong = shipyard("render", "--env", "prod", "--out", str(out), "--facts-from", str(plan_file), repo=example)
     assert wrong.code == 1
     assert "is a plan for target 'dev', not for environment 'prod'" in wrong.err
-
-
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
-def test_kustomize_builds_the_folder(shipyard: Run, example: Path, tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    assert shipyard("render", "--env", "dev", "--out", str(out), *FAST, repo=example).code == 0
-    built = subprocess.run(["kubectl", "kustomize", str(out)], capture_output=True, text=True, check=True).stdout
-    kinds = [doc["kind"] for doc in yaml.safe_load_all(built)]
-    assert len(kinds) == 13
-    assert kinds[:2] == ["Namespace", "Namespace"]  # kustomize orders them first
