@@ -10,6 +10,7 @@ world is refused.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -18,10 +19,11 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from conftest import REPO_ROOT, Result, commit, git, journal_entries, write
+from conftest import REPO_ROOT, Result, commit, git, journal_entries, team_yaml, write
 from lightplanes import end_state, light_registry
 from shipyard.engine import planner
 from shipyard.engine.apply import apply
@@ -300,3 +302,81 @@ def test_unlock_through_the_cli(shipyard: Callable[..., Result], light: Path) ->
     assert broken.code == 0, broken.err
     assert "Broke the lock of alice" in broken.out
     assert "was not locked" in shipyard("unlock", "--reason", "again", repo=light).out
+
+
+# -- drift -----------------------------------------------------------------------------------------
+
+
+def test_drift_tells_changes_outside_shipyard_from_changes_not_yet_applied(
+    shipyard: Callable[..., Result], repo: Path
+) -> None:
+    before = shipyard("drift", repo=repo)
+    assert (before.code, "nothing has been applied to 'local' yet" in before.err) == (1, True)
+    assert shipyard("apply", repo=repo).code == 0
+    clean = shipyard("drift", repo=repo)
+    assert (clean.code, clean.out) == (
+        0,
+        "No drift on local: it matches its last apply, and HEAD has nothing new to apply.\n",
+    )
+
+    write(repo, {"platform/teams/search.yaml": team_yaml("search", gpu=4)})  # merged, not applied
+    quota = next((repo / ".shipyard/local/tenancy").glob("*fraud*ResourceQuota*"))
+    quota.unlink()  # deleted by hand
+    found = shipyard("drift", "--format", "json", repo=repo)
+    assert found.code == 2, found.err
+    report = json.loads(found.out)
+    [outside] = report["outside"]
+    assert (outside["key"], outside["what"]) == (
+        "tenancy/fraud/ResourceQuota/team-quota",
+        "gone from the target (deleted or stopped outside Shipyard)",
+    )
+    assert all(field["live"] is None for field in outside["fields"])
+    pending = {entry["key"]: entry for entry in report["pending"]}
+    gpu = [f for f in pending["tenancy/search/ResourceQuota/team-quota"]["fields"] if "nvidia.com/gpu" in f["field"]]
+    assert [(f["applied"], f["HEAD"]) for f in gpu] == [("2", "4")]
+
+    markdown = shipyard("drift", "--format", "markdown", repo=repo)
+    assert markdown.code == 2
+    assert markdown.out.startswith("<!-- shipyard-drift:local -->\n## Drift on `local`")
+    assert "### Changed outside Shipyard" in markdown.out
+    assert "### Not yet applied" in markdown.out
+
+    assert shipyard("apply", repo=repo).code == 0  # the fix for both is an apply
+    assert shipyard("drift", repo=repo).code == 0
+
+
+# -- the local lock under a real race (the audit found two holders in 92 of 300 trials) ------------
+
+
+def _take_once(folder: str, start: Any, tried: Any, held: Any) -> None:
+    store = FileStore(Path(folder))
+    run = current_run({})
+    lease = Lease(store, Journal(store, run), run, same_machine=True)
+    start.wait()
+    try:
+        lease.acquire()
+    except LockHeld:
+        tried.wait()
+        return
+    with held.get_lock():
+        held.value += 1
+    tried.wait()  # hold it until every taker has tried
+    lease.release()
+
+
+@pytest.mark.parametrize("stale", [False, True], ids=["free", "abandoned lock present"])
+def test_eight_local_takers_released_together_leave_one_holder(tmp_path: Path, stale: bool) -> None:
+    context = multiprocessing.get_context("fork")
+    for trial in range(25):
+        folder = tmp_path / f"trial-{trial}"
+        if stale:  # a holder whose process is gone: every taker sees it abandoned at once
+            dead = replace(current_run({}), pid=2**22 + 7)
+            FileStore(folder).put(LOCK, Holder(dead, "", time.time(), time.time() + 600).to_bytes())
+        start, tried, held = context.Barrier(8), context.Barrier(8), context.Value("i", 0)
+        takers = [context.Process(target=_take_once, args=(str(folder), start, tried, held)) for _ in range(8)]
+        for taker in takers:
+            taker.start()
+        for taker in takers:
+            taker.join(30)
+        assert [t.exitcode for t in takers] == [0] * 8
+        assert held.value == 1, f"trial {trial}: {held.value} holders"
