@@ -208,10 +208,16 @@ class LocalService:
     """A process the local platform runs (``shipyard up``) before it applies, bound to 127.0.0.1.
 
     ``command`` gets the port chosen for it and the state folder, and returns argv. Once it
-    runs, planes find its URL in ``Target.endpoints`` under ``name``.
+    runs, planes find its URL in ``Target.endpoints`` under ``name``. One runs per state
+    folder: its store there is never served by two at once.
+
+    ``diagnose`` gets the state folder and the output of a start that exited before it was
+    ready, and returns the error that says what is wrong and how to fix it (a damaged
+    store, named, with the command that starts it afresh), or None to show its output.
     """
 
     name: str
     description: str
     command: Callable[[int, Path], Sequence[str]]
     health_path: str = "/"
+    diagnose: Callable[[Path, str], UserError | None] = field(default=lambda state, output: None, compare=False)

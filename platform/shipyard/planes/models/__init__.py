@@ -16,13 +16,18 @@
 
 Applying a ModelAlias is a promotion to exactly the version the Change names: the gates
 are checked again as a guard (a version that fails them now is refused, never replaced by
-another), and the move is recorded as tags on the version. A reference that names nothing
-(a registered model no pipeline registers and MLflow does not know, a pinned version that
-does not exist) is an error at its spec line, never an empty lookup planned as a delete.
+another), and the move is recorded as tags on the version. On the local target the plan
+also says how it moves (after a canary, or at once), from the model servers the process
+table shows (pinned with the registry's facts): an apply killed during its canary leaves
+two servers running, and the next plan runs the canary again rather than moving at once.
+A reference that names nothing (a registered model no pipeline registers and MLflow does
+not know, a pinned version that does not exist) is an error at its spec line, never an
+empty lookup planned as a delete.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -30,9 +35,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from shipyard.planes.models import validation
-from shipyard.planes.models.decide import Decision, decide, label
+from shipyard.planes.models.decide import DIRECT, VERDICT, Decision, decide, label
 from shipyard.planes.models.promotion import CanaryRolledBack, promote
-from shipyard.planes.models.registry import REJECTED_TAG, ModelRegistry, moved_here_by_shipyard
+from shipyard.planes.models.registry import REJECTED_TAG, ModelRegistry, canary_passed, moved_here_by_shipyard
 from shipyard.planes.models.serving import probe
 from shipyard.planes.models.serving.local import LocalServing, Release
 from shipyard.planes.models.spec import ModelDeploymentSpec
@@ -55,6 +60,7 @@ from shipyard.sdk import (
     Spec,
     SpecError,
     SpecSet,
+    StalePlanError,
     Target,
     TargetUnavailable,
     UserError,
@@ -92,7 +98,8 @@ class ModelsPlane(Plane):
     # -- pin, desired, check: pure over the facts pinned from the registry ------------------------
 
     def pin(self, ctx: DesiredContext, target: Target) -> Facts:
-        """Per deployment: the version its alias points at, the newest unrejected one, and their gate facts."""
+        """Per deployment: the version its alias points at, the newest unrejected one, and their gate facts;
+        locally also the versions its model servers run (how the alias may move: after a canary or at once)."""
         served = _deployments(ctx.specs, ctx.environment)
         if not served:
             return {}
@@ -103,6 +110,8 @@ class ModelsPlane(Plane):
         for spec in served:
             facts, wrong = _pin_one(registry, known, ctx, spec)
             problems += wrong
+            if facts is not None and target.is_local:
+                facts["serving"] = _serving(target, spec)
             found[label(spec)] = facts
         if problems:
             raise SpecError(problems, f"{len(problems)} reference(s) in model deployments name nothing")
@@ -230,6 +239,12 @@ def _pin_one(
     }, []
 
 
+def _serving(target: Target, spec: Spec) -> list[int]:
+    """The versions the deployment's local model servers run (an interrupted canary leaves two)."""
+    servers = LocalServing(target.state_dir, str(spec.team), spec.name).servers
+    return sorted({s.version for s in servers if processes.alive(s.process)})
+
+
 def _version_facts(registry: ModelRegistry, spec: Spec, alias: str, version: int) -> dict[str, Any]:
     from shipyard.planes.models.promotion import team_candidate
 
@@ -240,6 +255,7 @@ def _version_facts(registry: ModelRegistry, spec: Spec, alias: str, version: int
         "datasets": sorted(found.datasets),
         "movedByShipyard": moved_here_by_shipyard(found.tags, alias),
         "storage": registry.storage_uri(spec.spec.registered_model, version),
+        "canaryPassed": canary_passed(found.tags, alias),
     }
 
 
@@ -248,33 +264,55 @@ def _spec_of(ctx: DesiredContext, change: Change) -> Spec:
 
 
 def _promote_locally(change: Change, ctx: DesiredContext, target: Target) -> None:
-    """Move the alias to the Change's version; with a model serving already, only after it did well as a canary."""
+    """Move the alias to the Change's version the way its plan says: after a canary, after one's verdict, or at once."""
     if change.action is Action.DELETE or change.desired is None or change.desired.body["version"] is None:
         return  # a removed deployment's alias stays in MLflow; an alias with no version has nothing to move to
     body, serves = change.desired.body, change.desired.payload
     spec, version = _spec_of(ctx, change), int(body["version"])
     registry = _required_registry(ctx.specs, target)
-    model, canary = body["registeredModel"], spec.spec.canary
+    model, alias, canary = body["registeredModel"], body["alias"], spec.spec.canary
+    rollout = serves.get("rollout", DIRECT)
     serving = LocalServing(target.state_dir, change.scope, change.name)
     release = Release(model, version, registry.uri, serves["manifest"])
 
     def trial(current: int | None) -> str:
-        stable = serving.serving()
-        if canary is None or stable is None or stable.version != current:
+        if rollout == DIRECT:
             return ""
+        if current is None or canary is None:
+            raise StalePlanError(
+                f"the plan moves @{alias} of {model} to version {version} after a canary, "
+                f"but {'@' + alias + ' points at nothing' if current is None else 'the deployment has no canary'} now",
+                hint="plan again",
+            )
+        if rollout == VERDICT:
+            # The canary ran and passed; the apply that ran it stopped before the move.
+            if canary_passed(registry.candidate(model, version).tags, alias) != current:
+                raise StalePlanError(
+                    f"the plan moves @{alias} of {model} to version {version} on its canary verdict beside "
+                    f"version {current}, but no such verdict is recorded",
+                    hint="plan again",
+                )
+            return " after a canary"
+
+        def decided(found: list[str]) -> None:
+            """The verdict, recorded before the servers act on it (an apply killed after it does not lose it)."""
+            if found:
+                registry.reject(model, version, "canary: " + "; ".join(found))
+            else:
+                registry.record_canary(model, alias, version, beside=current)
+
         path, request = probe.sample_request(registry.uri, serves["storageUri"], spec.spec.protocol, spec.name)
-        found = serving.canary(release, canary, lambda url, n: probe.send(url, path, request, n))
+        found = serving.canary(release, canary, lambda url, n: probe.send(url, path, request, n), current, decided)
         if found:
-            registry.reject(model, version, "canary: " + "; ".join(found))
             raise CanaryRolledBack(
                 f"{model} version {version} was rolled back after its canary ({canary.percent}% of traffic): "
                 + "; ".join(found),
-                hint=f"@{body['alias']} stays on version {current}; version {version} is marked {REJECTED_TAG} "
+                hint=f"@{alias} stays on version {current}; version {version} is marked {REJECTED_TAG} "
                 "and is not tried again",
             )
         return " after a canary"
 
-    promote(registry, spec, body["alias"], version, why="shipyard apply", trial=trial)
+    promote(registry, spec, alias, version, why="shipyard apply", trial=trial)
 
 
 def _serve_locally(change: Change, ctx: DesiredContext, target: Target) -> None:
@@ -416,9 +454,14 @@ def shipyard_commands() -> list[Any]:
     return [promote_version, rollback_version]
 
 
+def mlflow_store(state: Path) -> Path:
+    """The local tracking server's store: its SQLite database (its artifacts lie beside it)."""
+    return state / "mlflow" / "mlflow.db"
+
+
 def mlflow_server_command(port: int, state: Path) -> list[str]:
     """The tracking server over the local target's own SQLite registry: runs, models and the UI."""
-    folder = state / "mlflow"
+    folder = mlflow_store(state).parent
     folder.mkdir(parents=True, exist_ok=True)
     return [
         sys.executable,
@@ -430,12 +473,48 @@ def mlflow_server_command(port: int, state: Path) -> list[str]:
         "--port",
         str(port),
         "--backend-store-uri",
-        f"sqlite:///{folder / 'mlflow.db'}",
+        f"sqlite:///{mlflow_store(state)}",
         "--artifacts-destination",
         str(folder / "artifacts"),
         "--workers",
         "1",
     ]
+
+
+#: What the MLflow server logs when it cannot open its store, and then the cause.
+_STORE_FAILED = "Error initializing backend store"
+_CAUSE = re.compile(r"^(?:sqlalchemy|alembic)[\w.]*(?:Error|Exception): (.+)$")
+
+
+def mlflow_store_damaged(state: Path, output: str) -> UserError | None:
+    """The error for a tracking server that exited because its store would not open, naming the store and the fix.
+
+    A store is left half-migrated when its server is killed while migrating it (the SQL of one
+    migration ran, its record did not): every later start stops at ``table ... already exists``.
+    """
+    lines = output.splitlines()
+    marked = [n for n, line in enumerate(lines) if _STORE_FAILED in line]
+    if marked and marked[-1] + 1 < len(lines):
+        cause = lines[marked[-1] + 1].split(": ", 1)[-1].strip()  # after the log line's time and logger
+    else:
+        causes = [found.group(1) for line in lines if (found := _CAUSE.match(line.strip()))]
+        if not causes:
+            return None  # not the store: its output says what
+        cause = causes[-1]
+    store = mlflow_store(state)
+    if "database is locked" in cause:
+        return UserError(
+            f"the MLflow server could not open its store {store}: {cause}",
+            hint=f"another program has {store} open (an SQLite shell?): close it, then run `shipyard up` again",
+        )
+    return UserError(
+        f"the MLflow server could not open its store {store}: {cause}",
+        hint=(
+            "the store is damaged (a migration interrupted halfway?): `shipyard down --purge` deletes .shipyard/ "
+            "(local runs, models and state) and `shipyard up` starts afresh; "
+            f"to keep a copy, move {store.parent} aside first"
+        ),
+    )
 
 
 @hookimpl
@@ -446,5 +525,6 @@ def shipyard_local_services() -> list[LocalService]:
             "MLflow tracking server and UI over .shipyard/local/mlflow (SQLite, local artifacts)",
             mlflow_server_command,
             health_path="/health",
+            diagnose=mlflow_store_damaged,
         )
     ]

@@ -7,10 +7,19 @@ The facts are what ``pin`` read from the environment's registry, per deployment
      "newest": 4,                     # the newest version not rejected (None: none)
      "versions": {"3": {...}, "4": {  # each version the decision may need
          "metrics": {"roc_auc": 0.81}, "dataChecks": ["transactions"], "datasets": ["fraud-holdout"],
-         "movedByShipyard": false, "storage": "mlflow-artifacts:/1/models/m-4/artifacts"}}}
+         "movedByShipyard": false, "storage": "mlflow-artifacts:/1/models/m-4/artifacts",
+         "canaryPassed": null}},      # the version it passed a local canary beside (None: none)
+     "serving": [3, 4]}               # local target only: the versions its model servers run
 
 Git pins the version where ``serve.<env>.version`` says so; where it leaves it open, the
 newest version moves in if it passes the gates against the version served now.
+
+On the local target the decision also says how the alias moves (``rollout``, in the
+ModelAlias payload), so the applier never chooses: ``canary`` when the deployment has a
+canary and a model server runs the version the alias is on (a canary an apply killed
+halfway left both servers running: it is run again); ``verdict`` when none runs it but
+the version's passing canary verdict beside it is on record (the apply was killed
+between the verdict and the move); ``direct`` when there is nothing to compare with.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ class Decision:
     manifest: dict[str, Any]  # the InferenceService serving it
     held_back: tuple[int, tuple[GateFailure, ...]] | None = None  # a newer version and the gates it failed
     canary: tuple[dict[str, Any], ...] = ()  # Standard mode's canary InferenceService and HTTPRoute
+    rollout: str | None = None  # local target: how the alias moves (ROLLOUTS); None: it does not move, or not local
 
     @property
     def manifests(self) -> tuple[dict[str, Any], ...]:
@@ -49,8 +59,17 @@ class Decision:
 
     @property
     def alias_payload(self) -> dict[str, Any]:
-        """What the alias applier needs beside it: what serves the version (for a local canary)."""
-        return {"storageUri": self.storage, "manifest": content_digest(self.manifest)}
+        """What the alias applier needs beside it: what serves the version, and how it moves there (local)."""
+        payload: dict[str, Any] = {"storageUri": self.storage, "manifest": content_digest(self.manifest)}
+        if self.rollout is not None:
+            payload["rollout"] = self.rollout
+        return payload
+
+
+#: How the local alias applier moves an alias (``Decision.rollout``): after a canary it runs beside
+#: the version the alias is on; after the passing canary verdict on record; or at once.
+CANARY, VERDICT, DIRECT = "canary", "verdict", "direct"
+ROLLOUTS = (CANARY, VERDICT, DIRECT)
 
 
 def label(spec: Spec) -> str:
@@ -89,7 +108,23 @@ def decide(ctx: DesiredContext, spec: Spec) -> Decision:
         else:
             manifest = inference_service(deployment, spec.name, spec.team, namespace, serving)
             canary = tuple(standard_canary(deployment, spec.name, spec.team, namespace, trial, percent))
-    return Decision(spec, serve.alias, version, storage, manifest, held_back, canary)
+    moving = rollout(deployment, facts, version)
+    return Decision(spec, serve.alias, version, storage, manifest, held_back, canary, moving)
+
+
+def rollout(deployment: ModelDeploymentSpec, facts: Mapping[str, Any] | None, version: int | None) -> str | None:
+    """How the alias moves to ``version`` on the local target (whose facts say what serves); None: it stays."""
+    if facts is None or "serving" not in facts or version is None or version == facts["alias"]:
+        return None
+    current = facts["alias"]
+    if deployment.canary is None or current is None:
+        return DIRECT
+    if current in facts["serving"]:
+        return CANARY  # the version the alias is on serves: the new one runs beside it first
+    found = facts["versions"].get(str(version), {})
+    if found.get("canaryPassed") == current:
+        return VERDICT  # it passed its canary beside the current version; the move did not happen
+    return DIRECT  # nothing serves the current version: there is nothing to compare with
 
 
 def candidate(facts: Mapping[str, Any], version: int) -> Candidate:

@@ -2,7 +2,9 @@
 
 Aliases are how versions are promoted (stages are deprecated). Every move records
 who, when, why and the version the alias left as tags on the version it now points
-at, so a rollback knows where to go back to.
+at, so a rollback knows where to go back to. A local canary's passing verdict is
+recorded on the candidate before anything acts on it (``record_canary``), so an apply
+killed between the verdict and the alias move finishes the move after a canary.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ def _tag(alias: str, what: str) -> str:
 def moved_here_by_shipyard(tags: Mapping[str, str], alias: str) -> bool:
     """Whether these version tags record Shipyard moving ``alias`` to the version (not a hand move)."""
     return _tag(alias, "at") in tags
+
+
+def canary_passed(tags: Mapping[str, str], alias: str) -> int | None:
+    """The version this one passed a canary for ``alias`` beside (it may replace that one), from its tags."""
+    value = tags.get(_tag(alias, "canary_passed"), "")
+    return int(value) if value.isdigit() else None
 
 
 class ModelRegistry:
@@ -99,6 +107,10 @@ class ModelRegistry:
         tags = self.client.get_model_version(model, str(current)).tags or {}
         value = tags.get(_tag(alias, "previous"), "")
         return int(value) if value else None
+
+    def record_canary(self, model: str, alias: str, version: int, beside: int) -> None:
+        """Record that ``version`` passed a canary for ``alias`` beside ``beside``: its verdict, before the move."""
+        self.client.set_model_version_tag(model, str(version), _tag(alias, "canary_passed"), str(beside))
 
     def reject(self, model: str, version: int, why: str) -> None:
         """Mark a version never to be promoted again automatically (a rollback does this)."""

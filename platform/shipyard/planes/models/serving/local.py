@@ -10,6 +10,8 @@ never leaves the URL without a ready server:
   everything to it, wait until the old one has nothing in flight, stop the old one;
 - **canary**: start the new server, route ``percent`` of requests to it, send probe
   requests through the router, compare the two (``analysis``), then keep one of them.
+  A canary an apply was killed in leaves both servers running: the next one starts from
+  them (the candidate's server is used again), in a fresh window, and stops any other.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 from shipyard.planes.models.serving.analysis import Window, problems
 from shipyard.planes.models.spec import Canary
 from shipyard.sdk import processes
+from shipyard.sdk.errors import StalePlanError
 from shipyard.sdk.processes import Process
 
 ROUTER = "shipyard.planes.models.serving.router"
@@ -95,20 +98,47 @@ class LocalServing:
         for old in [s for s in self.servers if s is not new]:
             self._retire(old)
 
-    def canary(self, release: Release, canary: Canary, probe: Probe) -> list[str]:
-        """Try ``release`` on ``canary.percent`` of traffic; keep it if the analysis finds nothing, else go back."""
-        stable = self.serving()
-        assert stable is not None, "a canary needs a version serving already"
-        candidate = self._start(release)
+    def canary(
+        self,
+        release: Release,
+        canary: Canary,
+        probe: Probe,
+        stable_version: int,
+        decided: Callable[[list[str]], None] = lambda found: None,
+    ) -> list[str]:
+        """Try ``release`` on ``canary.percent`` of traffic beside the server of ``stable_version``; keep it if the
+        analysis finds nothing, else go back. ``decided`` gets the verdict before either server is stopped.
+
+        A candidate server a killed canary left running (same version and manifest) is used again; any other
+        server of the deployment is stopped once the canary's routes are set.
+        """
+        running = [s for s in self.servers if processes.alive(s.process)]
+        stable = next((s for s in running if s.version == stable_version), None)
+        if stable is None:
+            raise StalePlanError(
+                f"a canary of {self.label} version {release.version} needs version {stable_version} serving, "
+                "and no model server runs it now",
+                hint="plan again",
+            )
+        left = (release.version, release.digest)
+        candidate = next((s for s in running if s is not stable and (s.version, s.digest) == left), None)
+        if candidate is None:
+            candidate = self._start(release)
+        else:
+            processes.wait_ready(candidate.process)  # a killed canary's candidate, maybe still loading its model
         # Warmed up first, directly: a fresh server's first answers (lazy imports, first connections)
         # are slow for reasons no user would see twice, and must not decide the latency verdict.
         probe(candidate.process.url, WARM_UP_REQUESTS)
+        # A new window: the router's counters start again, whatever an earlier canary had sent.
         self._route([(stable, 100 - canary.percent), (candidate, canary.percent)])
+        for other in [s for s in self.servers if s not in (stable, candidate)]:
+            self._retire(other)
         assert self.url is not None
         # Enough probes through the router that the canary alone answers canary.requests of them.
         probe(self.url, math.ceil(canary.requests * 100 / canary.percent))
         windows = self._windows()
         found = problems(canary, windows[stable.backend], windows[candidate.backend])
+        decided(found)
         keep, drop = (stable, candidate) if found else (candidate, stable)
         self._route([(keep, 100)])
         self._retire(drop)
