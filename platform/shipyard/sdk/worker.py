@@ -14,6 +14,17 @@ Example::
 The tasks module defines ``task_<method>(**params) -> JSON-able``. A task raises
 ``UserError`` for the user's mistakes; the engine re-raises it with the same
 message and hint.
+
+A worker and everything it starts (the KFP local runner's task processes, say) die with
+the engine, however the engine ends, SIGKILL included: orphans finishing a training run
+would register a model version the next apply registers again. On POSIX the worker leads
+a process group of its own and holds the read end of a *lifeline*, a pipe whose only write
+end is the engine's; the kernel closes that end when the engine process ends, and the
+worker's watchdog thread then kills its whole group (itself last). The engine kills the
+group too when it closes a worker or finds it dead. A pipe rather than Linux's parent-death
+signal, which fires when the parent *thread* that started the worker exits, not the process,
+and reaches only the worker, not what it started. Elsewhere workers end when their pipe
+closes, between requests.
 """
 
 from __future__ import annotations
@@ -23,9 +34,11 @@ import contextlib
 import importlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +49,8 @@ from shipyard.sdk.extras import missing_dependency
 from shipyard.sdk.processes import TELEMETRY_OFF
 
 _LOG_TAIL = 4000
+#: Process groups and inherited pipes: what makes a worker's tree die with the engine.
+_POSIX = os.name == "posix"
 
 
 class WorkerError(InternalError):
@@ -56,6 +71,7 @@ class Worker:
         self._process: subprocess.Popen[str] | None = None
         self._log: TextIO | None = None
         self._started_with: dict[str, str] = {}
+        self._lifeline: int | None = None  # our end of the pipe: the worker's tree dies when it closes
 
     def start(self) -> None:
         """Start the process now (it imports its libraries while the caller does other work)."""
@@ -63,18 +79,31 @@ class Worker:
 
     def _start(self) -> subprocess.Popen[str]:
         env = os.environ | TELEMETRY_OFF | self.env
-        if self._process is not None and env != self._started_with:
+        if self._process is not None and (env != self._started_with or self._exited()):
             self.close()
-        if self._process is None or self._process.poll() is not None:
+        if self._process is None:
             self._log = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - lives as long as the worker
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "shipyard.sdk.worker", self.module],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=self._log,
-                text=True,
-                env=env,
-            )
+            argv = [sys.executable, "-m", "shipyard.sdk.worker", self.module]
+            tree: dict[str, Any] = {}
+            lifeline = None
+            if _POSIX:
+                # os.pipe() is not inherited: the worker gets the read end (pass_fds), only we hold the write end.
+                lifeline, self._lifeline = os.pipe()
+                argv.append(str(lifeline))
+                tree = {"pass_fds": (lifeline,), "process_group": 0}
+            try:
+                self._process = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=self._log,
+                    text=True,
+                    env=env,
+                    **tree,
+                )
+            finally:
+                if lifeline is not None:
+                    os.close(lifeline)
             self._started_with = env
             atexit.register(self.close)
         return self._process
@@ -89,8 +118,17 @@ class Worker:
             line = process.stdout.readline()
         except BrokenPipeError:
             line = ""
+        except BaseException:
+            # Interrupted mid-request (Ctrl-C in a training run): its answer would come to the next
+            # call, and what it started must not go on without us. Stop it and its tree now.
+            self._kill_tree()
+            self.close()
+            raise
         if not line:
-            raise WorkerError(f"the {self.module} worker stopped during '{method}':\n{self.log_tail()}")
+            log = self.log_tail()
+            self._kill_tree()  # the task processes it started must not go on without it
+            self.close()
+            raise WorkerError(f"the {self.module} worker stopped during '{method}':\n{log}")
         answer = json.loads(line)
         if "error" in answer:
             raise _rebuild(answer["error"], self.log_tail())
@@ -106,18 +144,49 @@ class Worker:
         return text[-_LOG_TAIL:]
 
     def close(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            assert self._process.stdin is not None
-            self._process.stdin.close()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        """Stop the worker (an idle one ends when its stdin closes) and whatever of its tree is left."""
+        process = self._process
+        if process is not None:
+            if not self._exited():
+                assert process.stdin is not None
+                with contextlib.suppress(OSError):
+                    process.stdin.close()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=10)
+            self._kill_tree()  # still busy after 10 s, or died leaving task processes behind
+            process.wait()
         self._process = None
+        if self._lifeline is not None:
+            os.close(self._lifeline)
+            self._lifeline = None
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def _exited(self) -> bool:
+        """Whether the worker has exited, without reaping it: until it is reaped, its PID (its
+        group's id) cannot name another process, so ``_kill_tree`` reaches only what is ours."""
+        process = self._process
+        if process is None or process.returncode is not None:
+            return True
+        if not hasattr(os, "waitid"):
+            return process.poll() is not None
+        try:
+            return os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return process.poll() is not None
+
+    def _kill_tree(self) -> None:
+        """SIGKILL the worker's process group: the worker and every task process it started."""
+        process = self._process
+        if process is None or process.returncode is not None:
+            return  # reaped: its PID may be another process's by now
+        if not _POSIX:
+            with contextlib.suppress(OSError):
+                process.kill()
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def _rebuild(error: dict[str, Any], log: str) -> Exception:
@@ -144,8 +213,44 @@ def team_code(folder: Path) -> Iterator[None]:
                 del sys.modules[name]
 
 
-def serve(module_name: str) -> None:
-    """The worker's side: answer requests from stdin until it closes."""
+#: Held while an answer is written; the lifeline's watchdog takes it for good before it kills the tree, so
+#: a task process it kills cannot let the worker answer, meet the closed pipe, and exit before the kill is done.
+_answering = threading.Lock()
+
+
+def _watch(lifeline: int) -> None:
+    """Kill this worker's tree once the engine's end of ``lifeline`` closes (the engine ended, however)."""
+    import psutil  # now, not while the tree is to be killed
+
+    def wait_for_the_engine() -> None:
+        while True:
+            try:
+                if not os.read(lifeline, 1):
+                    break
+            except InterruptedError:
+                continue
+            except OSError:
+                break
+        _answering.acquire()
+        _end_tree(psutil.Process().children(recursive=True))
+
+    threading.Thread(target=wait_for_the_engine, name="shipyard-lifeline", daemon=True).start()
+
+
+def _end_tree(descendants: list[Any]) -> None:
+    """SIGKILL everything this worker started, then the worker: its process group, and descendants that left it."""
+    for child in descendants:
+        with contextlib.suppress(Exception):  # psutil.Error: gone already
+            child.kill()
+    if os.getpgrp() == os.getpid():  # never the group of whoever started us without one of our own
+        os.killpg(os.getpid(), signal.SIGKILL)
+    os._exit(1)
+
+
+def serve(module_name: str, lifeline: int | None = None) -> None:
+    """The worker's side: answer requests from stdin until it closes; end with the engine (``lifeline``)."""
+    if lifeline is not None:
+        _watch(lifeline)
     # The protocol gets a private copy of stdout; fd 1 then points at stderr (the
     # log), so whatever the libraries print cannot corrupt an answer.
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
@@ -171,9 +276,10 @@ def serve(module_name: str) -> None:
             result = {"error": {"type": "user", "message": error.message, "hint": error.hint}}
         except Exception as error:
             result = {"error": {"type": "internal", "message": repr(error), "traceback": traceback.format_exc()}}
-        protocol.write(json.dumps(result, default=str) + "\n")
-        protocol.flush()
+        with _answering:
+            protocol.write(json.dumps(result, default=str) + "\n")
+            protocol.flush()
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1])
+    serve(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else None)

@@ -8,10 +8,15 @@ pipeline registry (``.shipyard/local/pipelines/``) and runs it with the KFP loca
 SubprocessRunner; schedules are recorded there, and only a cluster runs them. On a
 cloud target, apply uploads the version to the environment's Kubeflow Pipelines and
 keeps its recurring run in step with the schedule (``kubeflow.py``).
+
+A local run is tagged in MLflow with the change it executes (``_identity``): an apply
+killed during training leaves a run that registered its version, or was about to, and
+the resumed apply adopts that version instead of registering another (``tasks.task_run``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -53,6 +58,9 @@ PIPELINE = Kind(
 #: The compiled IR travels in the Resource's payload for the applier, which runs exactly it;
 #: the summary in its body (the IR's digest included) is what a reviewer reads and the diff compares.
 COMPILED = "compiled"
+#: MLflow tags on every run a local pipeline run starts: the change's key, and the digest of the change.
+CHANGE_TAG = "shipyard.change"
+DIGEST_TAG = "shipyard.change.digest"
 
 
 class PipelinesPlane(Plane):
@@ -169,12 +177,19 @@ class PipelinesPlane(Plane):
         arguments = _arguments(change, ctx, target)
         try:
             result = self.worker.call(
-                "run", ir=compiled, arguments=arguments, pipeline_root=str(target.state_dir / PLANE / "runs")
+                "run",
+                ir=compiled,
+                arguments=arguments,
+                pipeline_root=str(target.state_dir / PLANE / "runs"),
+                identity=_identity(change, target),
+                tracking_uri=tracking(ctx.specs, target).uri,
             )
         except UserError as error:
             raise UserError(f"{change.key}: {error.message}", hint=error.hint) from error
-        _record_run(target, change.key, content_digest(compiled), result)
+        # Applied first, then recorded: the record counts this pipeline's runs, which is part of the
+        # next change's identity, so a crash between the two cannot make this change look new.
         _registry(target).put(change.desired)
+        _record_run(target, change.key, content_digest(compiled), result)
 
 
 def _publish(change: Change, ctx: DesiredContext, target: Target) -> None:
@@ -248,10 +263,43 @@ def _registry(target: Target) -> ResourceStore:
     return ResourceStore(target.state_dir / PLANE / "registry")
 
 
+def _runs_file(target: Target) -> Path:
+    return target.state_dir / PLANE / "runs.jsonl"
+
+
 def _record_run(target: Target, pipeline: str, version: str, result: dict[str, Any]) -> None:
-    runs = target.state_dir / PLANE / "runs.jsonl"
-    with runs.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps({"pipeline": pipeline, "version": version, "outputs": result["outputs"]}) + "\n")
+    record = {"pipeline": pipeline, "version": version, "outputs": result["outputs"]}
+    if "adopted" in result:  # what an earlier run of this change registered, found instead of training again
+        record["adopted"] = result["adopted"]
+    with _runs_file(target).open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def _identity(change: Change, target: Target) -> dict[str, str]:
+    """The MLflow tags naming the training this change asks for: its key, and a digest of the change.
+
+    The digest covers what the engine's change digest covers (key, action, field diffs, desired
+    body and payload), so an apply resumed after a crash, planning the same change, finds the runs
+    it tagged; and how many runs of this pipeline were recorded before, so a later change that
+    happens to look the same (a revert, say) trains again as an uninterrupted apply would.
+    """
+    assert change.desired is not None
+    runs = _runs_file(target)
+    before = 0
+    for line in runs.read_text(encoding="utf-8").splitlines() if runs.is_file() else []:
+        with contextlib.suppress(ValueError):  # a line torn by a crash mid-write
+            before += json.loads(line).get("pipeline") == change.key
+    digest = content_digest(
+        {
+            "key": change.key,
+            "action": change.action.value,
+            "diffs": [d.to_dict() for d in change.diffs],
+            "desired": change.desired.body,
+            "payload": dict(change.desired.payload),
+            "runs_before": before,
+        }
+    )
+    return {CHANGE_TAG: change.key, DIGEST_TAG: digest}
 
 
 @hookimpl

@@ -3,6 +3,12 @@
 Runs in its own process (``shipyard.sdk.worker``), so team code never runs inside
 the engine. Each pipeline module is loaded under a private name and forgotten
 afterwards, so two teams' ``pipeline.py`` never see each other.
+
+A local run carries the identity of the change it executes: every MLflow run its tasks
+start is tagged with it (``MLFLOW_RUN_CONTEXT``, which MLflow adds to each new run), and
+the worker's own process. Before it runs a pipeline, ``task_run`` looks for runs already
+tagged so, as an apply killed mid-training leaves them: it waits for one still running,
+and adopts the model versions a run registered instead of training again.
 """
 
 from __future__ import annotations
@@ -10,14 +16,18 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import inspect
+import json
 import os
 import re
+import socket
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kfp import compiler, dsl, kubernetes
 from kfp.compiler import pipeline_spec_builder
 from kfp.dsl.graph_component import GraphComponent
@@ -152,8 +162,40 @@ def task_compile(root: str, pipelines: list[dict[str, Any]]) -> list[dict[str, A
     return [compile_one(Path(root), item) for item in pipelines]
 
 
-def task_run(ir: str, arguments: dict[str, Any], pipeline_root: str) -> dict[str, Any]:
-    """Run a compiled pipeline with the KFP local SubprocessRunner; each task is a child process."""
+#: The MLflow tag naming the worker process that ran the pipeline (host, PID, start time): whether it still runs.
+RUNNER_TAG = "shipyard.runner"
+#: The tag on a change's MLflow runs once its pipeline run failed: what they registered is not adopted.
+FAILED_TAG = "shipyard.pipeline.failed"
+#: MLflow adds this variable's tags (JSON) to every run a process starts.
+RUN_CONTEXT = "MLFLOW_RUN_CONTEXT"
+_WAIT_S = 2.0
+
+
+def task_run(
+    ir: str,
+    arguments: dict[str, Any],
+    pipeline_root: str,
+    identity: dict[str, str] | None = None,
+    tracking_uri: str | None = None,
+) -> dict[str, Any]:
+    """Run a compiled pipeline with the KFP local SubprocessRunner; each task is a child process.
+
+    With an ``identity`` (the change's MLflow tags) and the ``tracking_uri`` it logs to, a run
+    this change already made is found first: the versions it registered are adopted (returned
+    as ``adopted``) and nothing is run again.
+    """
+    if identity and tracking_uri:
+        try:
+            earlier = _earlier_run(identity, tracking_uri)
+        except Exception as error:  # MlflowException, or the connection's: the server is not there
+            raise UserError(
+                f"MLflow at {tracking_uri} did not answer when asked for this change's earlier runs: {error}",
+                hint="start the local platform (shipyard up), or check the tracking server, then apply again",
+            ) from error
+        if earlier is not None:
+            return {"outputs": {}, "adopted": earlier}
+        ir = _with_env(ir, {RUN_CONTEXT: json.dumps(_run_context(identity))})
+
     from kfp import components, local
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=pipeline_root, raise_on_error=True)
@@ -165,6 +207,8 @@ def task_run(ir: str, arguments: dict[str, Any], pipeline_root: str) -> dict[str
     try:
         task = pipeline(**arguments)
     except RuntimeError as error:
+        if identity and tracking_uri:
+            _mark_failed(identity, tracking_uri)
         raised = _last_exception(started)
         raise UserError(
             f"the pipeline run failed: {_ANSI.sub('', str(error))}" + (f" It raised {raised}" if raised else ""),
@@ -172,6 +216,101 @@ def task_run(ir: str, arguments: dict[str, Any], pipeline_root: str) -> dict[str
         ) from error
     outputs = getattr(task, "outputs", {}) or {}
     return {"outputs": {name: _describe(value) for name, value in outputs.items()}}
+
+
+def _run_context(identity: dict[str, str]) -> dict[str, str]:
+    """The tags of every MLflow run the pipeline's tasks start: the change's identity, and this process."""
+    import psutil
+
+    inherited = json.loads(os.environ.get(RUN_CONTEXT) or "{}")
+    me = f"{socket.gethostname()} {os.getpid()} {psutil.Process().create_time()!r}"
+    return {**inherited, **identity, RUNNER_TAG: me}
+
+
+def _with_env(ir: str, env: dict[str, str]) -> str:
+    """The IR with ``env`` set in every task's container (the local runner passes a container's env to its process)."""
+    docs = [d for d in yaml.safe_load_all(ir) if d]
+    for executor in docs[0].get("deploymentSpec", {}).get("executors", {}).values():
+        container = executor.get("container")
+        if container is None:
+            continue
+        kept = [e for e in container.get("env", []) if e.get("name") not in env]
+        container["env"] = kept + [{"name": name, "value": value} for name, value in env.items()]
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def _client(tracking_uri: str) -> Any | None:
+    """An MLflow client of ``tracking_uri``; None where no store exists yet (a SQLite file not made)."""
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).is_file():
+        return None
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri, tracking_uri)
+
+
+def _runs_of(client: Any, identity: dict[str, str]) -> list[Any]:
+    """The MLflow runs, in any experiment, that carry every tag of ``identity``."""
+    experiments = [e.experiment_id for e in client.search_experiments(max_results=1000)]
+    if not experiments:
+        return []
+    query = " and ".join(f"tags.`{name}` = '{value}'" for name, value in sorted(identity.items()))
+    return list(client.search_runs(experiments, query, max_results=1000))
+
+
+def _earlier_run(identity: dict[str, str], tracking_uri: str) -> dict[str, Any] | None:
+    """What a run of this same change already did: the model versions it registered, or None.
+
+    A run still going (its worker process lives: an apply's orphan on a platform where it
+    could not be stopped) is waited for, never run twice. Runs whose worker is gone are
+    marked KILLED; the versions they registered before it died are adopted.
+    """
+    client = _client(tracking_uri)
+    if client is None:
+        return None
+    while True:
+        runs = [r for r in _runs_of(client, identity) if FAILED_TAG not in r.data.tags]
+        going = [r for r in runs if r.info.status in ("RUNNING", "SCHEDULED")]
+        if not any(_runs_now(r.data.tags.get(RUNNER_TAG, "")) for r in going):
+            break
+        time.sleep(_WAIT_S)
+    for run in going:
+        client.set_terminated(run.info.run_id, "KILLED")
+    versions = [
+        {"name": v.name, "version": int(v.version), "run_id": run.info.run_id}
+        for run in runs
+        if run.info.status != "FAILED"
+        for v in client.search_model_versions(f"run_id = '{run.info.run_id}'")
+        if v.status != "FAILED_REGISTRATION"
+    ]
+    if not versions:
+        return None
+    return {"versions": sorted(versions, key=lambda v: (v["name"], v["version"]))}
+
+
+def _runs_now(runner: str) -> bool:
+    """Whether the worker process a run's ``RUNNER_TAG`` names still runs on this host."""
+    import psutil
+
+    host, _, rest = runner.partition(" ")
+    pid, _, created = rest.partition(" ")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        found = psutil.Process(int(pid))
+        return bool(abs(found.create_time() - float(created)) < 0.01 and found.status() != psutil.STATUS_ZOMBIE)
+    except (psutil.Error, ValueError):
+        return False
+
+
+def _mark_failed(identity: dict[str, str], tracking_uri: str) -> None:
+    """Tag this change's runs once its pipeline run failed: a version one registered before a later task failed
+    is not adopted by the next apply, which runs the pipeline again."""
+    client = _client(tracking_uri)
+    if client is None:
+        return
+    with contextlib.suppress(Exception):  # the run's own failure is what the user needs to see
+        for run in _runs_of(client, identity):
+            client.set_tag(run.info.run_id, FAILED_TAG, "true")
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
