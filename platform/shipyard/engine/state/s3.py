@@ -66,7 +66,7 @@ class S3Store:
         paginator = self._client.get_paginator("list_objects_v2")
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=start):
-                found += [item["Key"][len(self.prefix) + 1 :] for item in page.get("Contents", [])]
+                found += [item["Key"].removeprefix(self._key("")) for item in page.get("Contents", [])]
         except Exception as error:
             _explain(error, self.where(prefix))
         return sorted(found)
