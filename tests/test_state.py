@@ -380,3 +380,19 @@ def test_eight_local_takers_released_together_leave_one_holder(tmp_path: Path, s
             taker.join(30)
         assert [t.exitcode for t in takers] == [0] * 8
         assert held.value == 1, f"trial {trial}: {held.value} holders"
+
+
+def test_a_state_bucket_that_is_not_readable_names_the_permissions_needed() -> None:
+    """AWS answers 403 where moto (no IAM) would not: botocore's own Stubber plays that answer."""
+    import boto3
+    from botocore.stub import Stubber
+
+    client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
+    stubber = Stubber(client)
+    stubber.add_client_error("get_object", "AccessDenied", "Access Denied", 403)
+    with (
+        stubber,
+        pytest.raises(TargetUnavailable, match=rf"not allowed to use the state at s3://{BUCKET}/p/lock.json") as error,
+    ):
+        S3Store(BUCKET, "p", client=client).get(LOCK)
+    assert "s3:PutObject" in error.value.hint

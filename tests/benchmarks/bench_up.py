@@ -1,4 +1,5 @@
-"""`shipyard up`: cold (a fresh clone of this repo, `make install` included) and warm, split by step.
+"""`shipyard up`: cold (a fresh clone of this repo, `make install` included) and warm, split by step;
+then `shipyard drift` on the template with the platform up.
 
 Run with `make bench`; the figures go into the README. The clone is of the committed HEAD,
 so commit first. The install uses uv's cache as this machine has it (packages already
@@ -40,6 +41,8 @@ def main() -> None:
         try:
             first, first_out = timed(shipyard, clone)
             warm, warm_out = timed(shipyard, clone)
+            # drift on the template with the platform up: pin, observe every plane, two diffs
+            drift = sorted(timed([str(clone / ".venv/bin/shipyard"), "drift"], clone)[0] for _ in range(3))[1]
         finally:
             subprocess.run([str(clone / ".venv/bin/shipyard"), "down"], cwd=clone, capture_output=True)
     print("| run | total | " + " | ".join(steps(first_out)) + " |")
@@ -49,6 +52,7 @@ def main() -> None:
         split = " | ".join(f"{s:.1f} s" for s in steps(output).values())
         print(f"| {name} | {seconds:.1f} s | {split} |")
     print(f"\ncold total (clone, install, first up): {install + first:.1f} s")
+    print(f"`shipyard drift` with the platform up (median of 3): {drift:.1f} s")
 
 
 if __name__ == "__main__":
