@@ -8,6 +8,7 @@ import copy
 import json
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,12 @@ from pulumi.automation import EngineEvent
 
 from conftest import REPO_ROOT, Result, commit, edit, example_repo
 from shipyard.engine import planner
+from shipyard.engine.apply import apply
 from shipyard.engine.registry import Registry
 from shipyard.engine.targets import parse_target
 from shipyard.planes.infra import evaluate_stacks, preview
 from shipyard.planes.infra.stack import load_stack, stacks
-from shipyard.sdk import Action, SpecError
+from shipyard.sdk import Action, SpecError, StalePlanError, TargetUnavailable
 from test_render import golden
 
 STACKS = ("dev", "prod", "staging")
@@ -309,6 +311,8 @@ def test_planning_a_stack_without_the_pulumi_cli_says_so(shipyard: Callable[...,
     assert result.code == 1
     assert "reading stack 'dev' needs the Pulumi CLI, which is not installed here" in result.err
     assert "Traceback" not in result.err
+    with pytest.raises(TargetUnavailable, match="applying stack 'dev' needs the Pulumi CLI"):
+        preview.up(root, "dev", {"resourcePlans": {}})
 
 
 def step(op: str, item: dict[str, Any], old: dict[str, Any] | None, new: dict[str, Any] | None) -> EngineEvent:
@@ -397,13 +401,84 @@ def test_a_deployed_stack_is_planned_from_the_engines_preview(
     group_key = f"aws:eks/nodeGroup:NodeGroup/{gpu_group['name']}"
     role_key = f"aws:iam/role:Role/{feast_role['name']}"
     assert {key: c.action for key, c in changes.items()} == {
+        "StackUpdate/dev": Action.UPDATE,  # the one change an apply executes: `pulumi up --plan`
         group_key: Action.UPDATE,
         role_key: Action.CREATE,
         "aws:s3/bucketV2:BucketV2/scratch": Action.DELETE,
     }
+    update = changes["StackUpdate/dev"].desired
+    assert update is not None
+    assert update.body["resources"] == sorted(f"infra/dev/{key}" for key in changes if key != "StackUpdate/dev")
     (diff,) = changes[group_key].diffs
     assert (diff.dotted, diff.before, diff.after) == ("inputs.scalingConfig.maxSize", 1, 2)
     created = changes[role_key].desired
     assert created is not None
     assert created.body["inputs"]["assumeRolePolicy"] == "(known after apply)"
     assert sum(1 for c in result.plan.changes if c.action == Action.NOOP) == len(program) - 2
+
+
+def _deployed_dev(graphs: dict[str, Graph]) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """The dev stack as deployed with a smaller GPU pool: its resources, the GPU group, the smaller inputs."""
+    program = graphs["dev"]
+    group = next(r for r in program if r["name"] == "node-pools-gpu-a10g" and r["type"].endswith("NodeGroup"))
+    smaller = copy.deepcopy(group["inputs"])
+    smaller["scalingConfig"]["maxSize"] = 1
+    return program, group, smaller
+
+
+@pytest.fixture
+def stack_dev(graphs: dict[str, Graph], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The dev stack behind the preview adapter: `run` reads ``world["events"]``, `up` records its update plan
+    and, as Pulumi would, leaves the stack as the plan said."""
+    program, group, smaller = _deployed_dev(graphs)
+    settled = [step("same", r, r["inputs"], r["inputs"]) for r in program]
+    world: dict[str, Any] = {
+        "events": [e for e, r in zip(settled, program, strict=True) if r is not group]
+        + [step("update", group, smaller, group["inputs"])],
+        "saved": {"resourcePlans": {group["urn"]: {"steps": ["update"]}}},  # the shape `--save-plan` writes
+        "ran": [],
+    }
+
+    def run(root: Path, stack: str) -> preview.Preview:
+        return replace(preview.steps(world["events"]), update_plan=world["saved"])
+
+    def up(root: Path, stack: str, update_plan: dict[str, Any]) -> None:
+        world["ran"].append((stack, update_plan))
+        world["events"] = settled
+
+    monkeypatch.setattr(preview, "run", run)
+    monkeypatch.setattr(preview, "up", up)
+    world["group"] = group
+    return world
+
+
+def test_applying_a_deployed_stack_runs_exactly_the_reviewed_update_plan(
+    stack_dev: dict[str, Any], registry: Registry, cloud_state: str
+) -> None:
+    infra, dev = registry.only(["infra"]), parse_target("dev")
+    reviewed = planner.plan(infra, REPO_ROOT, dev).plan
+    assert reviewed.facts["infra"]["updatePlan"] == stack_dev["saved"]  # in the reviewed plan and its hash
+
+    report = apply(infra, REPO_ROOT, dev, reviewed=reviewed)
+
+    assert stack_dev["ran"] == [("dev", stack_dev["saved"])]  # one `pulumi up --plan`, with the reviewed plan
+    group_key = f"infra/dev/{stack_dev['group']['type']}/{stack_dev['group']['name']}"
+    assert report.applied == ["infra/dev/StackUpdate/dev", group_key]
+    assert not planner.plan(infra, REPO_ROOT, dev).plan.has_changes  # verified: the stack is as planned
+
+
+def test_a_stack_that_moved_since_review_is_refused_before_pulumi_runs(
+    stack_dev: dict[str, Any], registry: Registry, graphs: dict[str, Graph], cloud_state: str
+) -> None:
+    """`pulumi up --plan` alone would apply over this drift; Shipyard's observed fingerprint refuses it."""
+    infra, dev = registry.only(["infra"]), parse_target("dev")
+    reviewed = planner.plan(infra, REPO_ROOT, dev).plan
+    bucket = next(r for r in graphs["dev"] if r["type"] == "aws:s3/bucket:Bucket")
+    by_hand = bucket["inputs"] | {"forceDestroy": True}  # changed in the console; the repo still says False
+    stack_dev["events"] = [
+        step("update", bucket, by_hand, bucket["inputs"]) if e.resource_pre_event.metadata.urn == bucket["urn"] else e
+        for e in stack_dev["events"]
+    ]
+    with pytest.raises(StalePlanError, match=r"what it observed moved since \(infra\)"):
+        apply(infra, REPO_ROOT, dev, reviewed=reviewed)
+    assert stack_dev["ran"] == []

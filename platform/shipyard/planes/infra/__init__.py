@@ -16,6 +16,14 @@ That needs the Pulumi CLI and credentials; without them the plan says so and sto
 is the plane's pinned fact: its proposed side is the desired state, its deployed side what
 ``observe`` returns, both recorded in the plan. Cost and budgets are a pull request's concern,
 so only base plans carry them.
+
+Applying a deployed stack is one ``StackUpdate`` change, first in the stack's order: it names
+the resources the update touches and carries (as payload, in the plan's hash) the update
+plan the preview saved; its applier runs ``pulumi up --plan`` with exactly that plan. The
+resources' own changes are what the reviewer reads; the stack's update applies them, and
+verify checks them, so their appliers do nothing more. Apply refuses the plan first if the
+stack moved since the preview (the deployed side is the plane's observed fingerprint), which
+``pulumi up --plan`` alone does not check.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ from shipyard.sdk.platform import TEAM
 from shipyard.sdk.processes import TELEMETRY_OFF
 
 PLANE = "infra"
+STACK_UPDATE = "StackUpdate"
 
 
 class InfraPlane(Plane):
@@ -62,13 +71,33 @@ class InfraPlane(Plane):
         (stack,) = chosen
         load_stack(ctx.root, stack)  # bad config: stop before running anything
         found = preview.run(ctx.root, stack)
-        return {"stack": stack, "proposed": found.proposed, "deployed": found.deployed}
+        return {
+            "stack": stack,
+            "proposed": found.proposed,
+            "deployed": found.deployed,
+            "updatePlan": found.update_plan,
+        }
 
     def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
         chosen = _stacks_for(ctx)
         configs = {stack: load_stack(ctx.root, stack) for stack in chosen}  # bad config: stop before running
         if ctx.live and chosen:
-            return [resource_of(ctx.facts["stack"], item) for item in ctx.facts["proposed"]]
+            stack = ctx.facts["stack"]
+            proposed = [resource_of(stack, item) for item in ctx.facts["proposed"]]
+            deployed = {r.key: r.body for r in (resource_of(stack, item) for item in ctx.facts["deployed"])}
+            touched = sorted(
+                {r.key for r in proposed if deployed.get(r.key) != r.body}
+                | (deployed.keys() - {r.key for r in proposed})
+            )
+            update = Resource(
+                PLANE,
+                STACK_UPDATE,
+                stack,
+                stack,
+                {"resources": touched},
+                payload={"updatePlan": ctx.facts.get("updatePlan", {})},
+            )
+            return [update, *proposed]
         graphs = evaluate_stacks(ctx.root, chosen)
         planned = []
         for stack in chosen:
@@ -93,7 +122,9 @@ class InfraPlane(Plane):
     def observe(self, ctx: DesiredContext, target: Target) -> Iterable[Resource]:
         if "deployed" not in ctx.facts:
             return []  # the local target runs no cloud; an environment without a stack has no infra
-        return [resource_of(ctx.facts["stack"], item) for item in ctx.facts["deployed"]]
+        stack = ctx.facts["stack"]
+        settled = Resource(PLANE, STACK_UPDATE, stack, stack, {"resources": []})  # a deployed stack has none pending
+        return [settled, *(resource_of(stack, item) for item in ctx.facts["deployed"])]
 
     def gpu_pools(self, root: Path) -> dict[str, list[str]] | None:
         """``NodePools``: each GPU pool with the stacks that declare it (for the planes that schedule on them)."""
@@ -107,10 +138,17 @@ class InfraPlane(Plane):
         return pools
 
     def apply(self, change: Change, ctx: DesiredContext, target: Target) -> None:
-        raise UserError(
-            f"infra changes are applied by Pulumi, not by shipyard apply ({change.key})",
-            hint=f"pulumi up --stack {target.name} (see infra/README.md); CI runs it on merge",
-        )
+        """The stack's update runs the reviewed update plan; its resources' changes are what it applies."""
+        if change.kind != STACK_UPDATE:
+            return  # applied by this stack's StackUpdate, ordered before it; verify checks it took
+        if change.desired is None or not change.desired.payload.get("updatePlan"):
+            raise UserError(
+                f"{change.key} carries no saved Pulumi update plan",
+                hint=f"plan it from a deployed stack: shipyard plan -t {change.scope} --out plan.json",
+            )
+        from shipyard.planes.infra import preview
+
+        preview.up(ctx.root, change.scope, change.desired.payload["updatePlan"])
 
 
 def _stacks_for(ctx: DesiredContext) -> list[str]:

@@ -7,23 +7,30 @@ read as a change. Each step of the preview carries the resource as deployed (``o
 as the update would leave it (``new``). ``Preview`` keeps both sides, and the plane plans
 one against the other, field by field.
 
-Needs the Pulumi CLI, a backend login and cloud credentials, so ``run`` is exercised only
-where they exist (CI's deploy job, an SRE's laptop). Here ``steps`` is tested on events in
-the engine's JSON, and ``run`` proves it says clearly what is missing.
+The preview also saves Pulumi's update plan (``--save-plan``): it goes into Shipyard's plan,
+and ``up`` applies exactly that update plan (``pulumi up --plan``), which refuses any
+operation the reviewed preview did not show. Pulumi does not check that the stack still
+starts where the preview saw it; Shipyard's apply does (the plan's observed fingerprint).
+
+Needs the Pulumi CLI, a backend login and cloud credentials, so ``run`` and ``up`` are
+exercised only where they exist (CI's deploy job, an SRE's laptop). Here ``steps`` is tested
+on events in the engine's JSON, and ``run`` and ``up`` prove they say clearly what is missing.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
+import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pulumi.automation import EngineEvent, OpType, StepEventStateMetadata
 from pulumi.runtime.rpc import UNKNOWN  # the wire value of an input waiting on an output not known yet
 
-from shipyard.sdk import TargetUnavailable
+from shipyard.sdk import ApplyError, TargetUnavailable
 
 KNOWN_AFTER_APPLY = "(known after apply)"
 
@@ -40,28 +47,56 @@ class Preview:
 
     proposed: list[dict[str, Any]]
     deployed: list[dict[str, Any]]
+    update_plan: dict[str, Any] = field(default_factory=dict)  # what `pulumi preview --save-plan` saved
 
 
 def run(root: Path, stack: str) -> Preview:
-    """``pulumi preview --refresh`` of ``stack``, read from its step events."""
-    if shutil.which("pulumi") is None:
-        raise TargetUnavailable(
-            f"reading stack '{stack}' needs the Pulumi CLI, which is not installed here",
-            hint=f"install it (https://www.pulumi.com/docs/install/) and `pulumi login`; or review infra changes "
-            f"offline: shipyard plan --target base:origin/main --env {stack}, or plan the other planes with --plane",
-        )
+    """``pulumi preview --refresh --save-plan`` of ``stack``, read from its step events and its saved plan."""
+    _need_cli(f"reading stack '{stack}'", stack)
     from pulumi import automation
 
     seen: list[EngineEvent] = []
-    try:
-        workspace = automation.select_stack(stack_name=stack, work_dir=str(root))
-        workspace.preview(on_event=seen.append, refresh=True, color="never", suppress_progress=True)
-    except automation.errors.CommandError as error:
+    with tempfile.TemporaryDirectory(prefix="shipyard-pulumi-") as scratch:
+        saved = Path(scratch) / "update-plan.json"
+        try:
+            workspace = automation.select_stack(stack_name=stack, work_dir=str(root))
+            workspace.preview(
+                on_event=seen.append, refresh=True, plan=str(saved), color="never", suppress_progress=True
+            )
+        except automation.errors.CommandError as error:
+            raise TargetUnavailable(
+                f"pulumi could not preview stack '{stack}': {str(error).strip().splitlines()[-1]}",
+                hint="check `pulumi login` and the cloud credentials (AWS_PROFILE or the CI role)",
+            ) from error
+        return replace(steps(seen), update_plan=json.loads(saved.read_text(encoding="utf-8")))
+
+
+def up(root: Path, stack: str, update_plan: dict[str, Any]) -> None:
+    """``pulumi up --plan``: apply exactly the update plan a reviewed preview saved."""
+    _need_cli(f"applying stack '{stack}'", stack)
+    from pulumi import automation
+
+    with tempfile.TemporaryDirectory(prefix="shipyard-pulumi-") as scratch:
+        saved = Path(scratch) / "update-plan.json"
+        saved.write_text(json.dumps(update_plan), encoding="utf-8")
+        try:
+            workspace = automation.select_stack(stack_name=stack, work_dir=str(root))
+            workspace.up(plan=str(saved), color="never", suppress_progress=True)
+        except automation.errors.CommandError as error:
+            raise ApplyError(
+                f"pulumi up refused or failed the reviewed update plan of stack '{stack}': "
+                f"{str(error).strip().splitlines()[-1]}",
+                hint="an operation outside the reviewed plan is refused: plan again, review, apply",
+            ) from error
+
+
+def _need_cli(doing: str, stack: str) -> None:
+    if shutil.which("pulumi") is None:
         raise TargetUnavailable(
-            f"pulumi could not preview stack '{stack}': {str(error).strip().splitlines()[-1]}",
-            hint="check `pulumi login` and the cloud credentials (AWS_PROFILE or the CI role)",
-        ) from error
-    return steps(seen)
+            f"{doing} needs the Pulumi CLI, which is not installed here",
+            hint=f"install it (https://www.pulumi.com/docs/install/) and `pulumi login`; or review infra changes "
+            f"offline: shipyard plan --target base:origin/main --env {stack}, or plan the other planes with --plane",
+        )
 
 
 def steps(events: Iterable[EngineEvent]) -> Preview:
