@@ -396,3 +396,13 @@ def test_a_state_bucket_that_is_not_readable_names_the_permissions_needed() -> N
     ):
         S3Store(BUCKET, "p", client=client).get(LOCK)
     assert "s3:PutObject" in error.value.hint
+
+
+def test_a_corrupted_last_applied_record_is_named(shipyard: Callable[..., Result], repo: Path) -> None:
+    assert shipyard("apply", repo=repo).code == 0
+    record = repo / ".shipyard/local/applied.json"
+    record.write_text('{"format": "shipyard.dev/applied/v1", "resources": [')
+    found = shipyard("drift", repo=repo)
+    assert found.code == 1
+    assert f"the last-applied record {record} is corrupted" in found.err
+    assert "Traceback" not in found.err
