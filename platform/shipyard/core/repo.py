@@ -1,26 +1,73 @@
-"""Loads every spec in a repository tree and checks references between them."""
+"""Loads every spec in a repository tree and checks references between them.
+
+A spec is a regular file inside the repository. One that is a symbolic link, or sits under a
+linked folder, is refused before it is read: a pull request could otherwise point
+``platform/teams/env.yaml`` at ``/proc/self/environ`` or a secrets file and have its content
+echoed into CI logs, annotations and PR comments. Links pointing inside the repository are
+refused too (the rule is simply "no links"): a reviewer sees a link's target path, not the spec
+it would load.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from shipyard.core.specs import validate_document
-from shipyard.core.yamlsource import YamlDocument, read_yaml
+from shipyard.core.yamlsource import YamlDocument, clip, read_yaml
 from shipyard.sdk.errors import SpecError
 from shipyard.sdk.kinds import Kind, Spec, SpecSet
-from shipyard.sdk.model import Diagnostic
+from shipyard.sdk.model import Diagnostic, SourcePosition
 
 TEAM_KIND = "Team"
 
 
 def spec_files(root: Path, kinds: Iterable[Kind]) -> list[Path]:
-    """Files any kind's globs match, sorted so that load order is stable."""
+    """Files any kind's globs match, sorted so that load order is stable.
+
+    Links are listed too, dangling ones included, so that the loader refuses them rather than
+    skipping them unseen.
+    """
     found: set[Path] = set()
     for kind in kinds:
         for pattern in kind.globs:
-            found.update(path for path in root.glob(pattern) if path.is_file())
+            found.update(path for path in root.glob(pattern) if path.is_symlink() or path.is_file())
     return sorted(found)
+
+
+def linked(root: Path, path: Path) -> Diagnostic | None:
+    """Why ``path`` (under ``root``) is not a regular file inside the repository, or None when it is.
+
+    Only the part of ``path`` below ``root`` counts: a checkout reached through a link is fine.
+    Nothing is read; the message says where a link points only when that is inside the repository
+    (its repo-relative path), since a path outside it can itself be private.
+    """
+    real_root = Path(os.path.realpath(root))
+    parts = path.relative_to(root).parts
+    for depth in range(1, len(parts) + 1):
+        step = root.joinpath(*parts[:depth])
+        if step.is_symlink():
+            return _refused(real_root, step, Path(*parts[:depth]).as_posix())
+    if not Path(os.path.realpath(path)).is_relative_to(real_root):  # pragma: no cover - a race with a link
+        return _refused(real_root, path, Path(*parts).as_posix())
+    return None
+
+
+def _refused(real_root: Path, link: Path, display: str) -> Diagnostic:
+    target = Path(os.path.realpath(link))  # never raises, loops included
+    where = (
+        f"to {clip(target.relative_to(real_root).as_posix(), 200)}"
+        if target.is_relative_to(real_root)
+        else "outside the repository"
+    )
+    return Diagnostic.mismatch(
+        "spec/symlink",
+        got=f"a symbolic link {where}",
+        expected="a regular file inside the repository",
+        position=SourcePosition(display),
+        hint="replace the link with the file itself",
+    )
 
 
 def load_specs(root: Path, kinds: Mapping[str, Kind]) -> SpecSet:
@@ -28,8 +75,13 @@ def load_specs(root: Path, kinds: Mapping[str, Kind]) -> SpecSet:
     specs: list[Spec] = []
     documents: dict[str, YamlDocument] = {}
     diagnostics: list[Diagnostic] = []
+    links: dict[str, Diagnostic] = {}  # one finding per link, however many files lie behind it
     for path in spec_files(root, kinds.values()):
         display = path.relative_to(root).as_posix()
+        link = linked(root, path)
+        if link is not None:
+            links.setdefault(str(link.position), link)
+            continue
         parsed, problems = read_yaml(path, display)
         diagnostics += problems
         for doc in parsed:
@@ -38,6 +90,7 @@ def load_specs(root: Path, kinds: Mapping[str, Kind]) -> SpecSet:
             if spec is not None:
                 specs.append(spec)
                 documents[spec.ref] = doc
+    diagnostics += links.values()
     diagnostics += cross_reference(specs, documents)
     if diagnostics:
         raise SpecError(sorted(diagnostics, key=lambda d: (d.position is None, d.position or "")))

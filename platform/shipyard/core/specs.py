@@ -13,7 +13,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
-from shipyard.core.yamlsource import YamlDocument
+from shipyard.core.yamlsource import YamlDocument, clip
 from shipyard.sdk.kinds import API_VERSION, NAME_PATTERN, Kind, Spec
 from shipyard.sdk.model import Diagnostic, FieldPath, dotted
 
@@ -73,7 +73,7 @@ def validate_document(doc: YamlDocument, kinds: Mapping[str, Kind]) -> tuple[Spe
                 doc,
                 "spec/unknown-kind",
                 ("kind",),
-                got=f"'{kind_name}'",
+                got=f"'{clip(kind_name)}'",
                 expected="one of " + ", ".join(sorted(kinds)),
                 hint=f"did you mean '{close[0]}'?"
                 if close
@@ -154,7 +154,7 @@ def _scope_problems(doc: YamlDocument, kind: Kind, team: object) -> list[Diagnos
                 doc,
                 "spec/unexpected-team",
                 ("metadata", "team"),
-                got=f"team '{team}'",
+                got=f"team '{clip(str(team))}'",
                 expected=f"no metadata.team on a {kind.name}",
                 hint=f"a {kind.name} is not owned by a team; remove the key",
                 at_key=True,
@@ -192,7 +192,7 @@ def _from_pydantic(doc: YamlDocument, prefix: FieldPath, error: ErrorDetails, mo
     value = error.get("input")
     if kind == "extra_forbidden":
         allowed = sorted(_schema_at(model, loc[:-1]).get("properties", {}))
-        key = str(loc[-1])
+        key = clip(str(loc[-1]))
         close = difflib.get_close_matches(key, allowed, n=1)
         hint = f"did you mean '{close[0]}'?" if close else "remove it"
         return _diag(

@@ -25,6 +25,8 @@ _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_NODES = 20_000
 MAX_DEPTH = 64
 MAX_FILE_BYTES = 1024 * 1024
+#: The most of a value or key a message quotes; the source line itself is windowed when rendered.
+MAX_QUOTED = 60
 
 _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_TAG}{name}" for name in ("str", "int", "float", "bool", "null", "timestamp")}
@@ -60,6 +62,11 @@ class YamlDocument:
 
     def snippet(self, position: SourcePosition) -> str | None:
         return _line(self.lines, position.line)
+
+
+def clip(text: str, limit: int = MAX_QUOTED) -> str:
+    """``text``, cut to ``limit`` characters with an ellipsis: messages never echo a whole long value."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def read_yaml(path: Path, display: str) -> tuple[list[YamlDocument], list[Diagnostic]]:
@@ -246,7 +253,7 @@ class _Builder:
                         "yaml/duplicate-key",
                         key_node,
                         (*path, key),
-                        got=f"key '{key}' a second time",
+                        got=f"key '{clip(key)}' a second time",
                         expected="each key once",
                         hint=f"first defined at line {first.line}; remove one of them",
                     )
@@ -269,9 +276,9 @@ class _Builder:
                     "yaml/bad-scalar",
                     node,
                     path,
-                    got=repr(node.value),
+                    got=repr(clip(str(node.value))),
                     expected=node.tag.replace(_TAG, "!!"),
-                    hint=str(error),
+                    hint=clip(str(error), 200),
                 )
             )
             return None
@@ -284,7 +291,7 @@ class _Builder:
                 "yaml/unsupported-tag",
                 node,
                 path,
-                got=f"the tag '{node.tag.replace(_TAG, '!!')}'",
+                got=f"the tag '{clip(node.tag.replace(_TAG, '!!'))}'",
                 expected="plain YAML values (strings, numbers, booleans, null, lists, mappings)",
                 hint="remove the tag; Shipyard never constructs objects from YAML",
             )
@@ -302,7 +309,7 @@ def _syntax_error(error: yaml.MarkedYAMLError, file: str, lines: tuple[str, ...]
     problem = " ".join(part for part in (error.context, error.problem) if part)
     return Diagnostic.mismatch(
         "yaml/syntax",
-        got=f"a YAML syntax error ({problem})",
+        got=f"a YAML syntax error ({clip(problem, 200)})",
         expected="well-formed YAML",
         position=position,
         hint="check indentation, colons and quoting here",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import abc
+import contextlib
+import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,14 +13,31 @@ from typing import Any, ClassVar, Literal, TypeVar
 from shipyard.sdk.errors import TargetUnavailable, UserError
 from shipyard.sdk.kinds import SpecSet
 from shipyard.sdk.model import Change, Diagnostic, FieldPath, Resource
+from shipyard.sdk.store import PRIVATE_DIR, private_dir
 
 S = TypeVar("S")
 STATE_DIR = ".shipyard"  # git-ignored: what applying did, per target
 
 
 def local_state_dir(root: Path) -> Path:
-    """The local target's state folder in a checkout."""
-    return root / STATE_DIR / "local"
+    """The local target's state folder in a checkout (its ``.shipyard/`` made private: ``ensure_state_root``)."""
+    return ensure_state_root(root) / "local"
+
+
+def ensure_state_root(root: Path) -> Path:
+    """``root/.shipyard``, its owner's alone: created 0700, or closed to 0700 when found looser.
+
+    What lies below (Shipyard's state, and what the libraries it runs write there: the MLflow
+    database, training data, model files) is then out of other users' reach, whatever the
+    umask made of it. A ``root`` that does not exist is left alone.
+    """
+    state = root / STATE_DIR
+    if root.is_dir():
+        private_dir(state)
+        if state.is_dir() and stat.S_IMODE(state.stat().st_mode) != PRIVATE_DIR:
+            with contextlib.suppress(PermissionError):  # another user's folder is theirs to close
+                state.chmod(PRIVATE_DIR)
+    return state
 
 
 #: What a plane's ``pin`` read from the live target: plain JSON-able data, recorded in the plan.

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from shipyard.sdk.errors import UserError
+from shipyard.sdk.store import open_private, private_dir, write_private
 
 LOOPBACK = "127.0.0.1"
 #: How long a process may take to start (the MLflow server migrating its store included) before it counts as hung.
@@ -143,7 +144,7 @@ def start(
     import psutil
 
     log = state_dir / "logs" / f"{name.replace('/', '.').replace(' ', '.')}.{port}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(log.parent)
     with contextlib.ExitStack() as held:
         if lock is not None:
             try:
@@ -154,8 +155,8 @@ def start(
                     hint="is another `shipyard up` starting it? `shipyard status` shows what runs",
                 ) from None
             keep = (*keep, locked.fileno())  # the child's copy holds the lock once ours is closed
-        with open(log, "ab") as output:
-            log_from = output.tell()
+        with os.fdopen(open_private(log, os.O_WRONLY | os.O_APPEND), "ab") as output:
+            log_from = output.seek(0, os.SEEK_END)
             child = subprocess.Popen(
                 list(argv),
                 stdin=subprocess.DEVNULL,
@@ -185,9 +186,7 @@ def start(
 
 def remember(process: Process) -> None:
     """Enter ``process`` in its state folder's process table (again, for one found by its lock)."""
-    record = Path(process.record)
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(process.to_dict(), indent=2), encoding="utf-8")
+    write_private(Path(process.record), json.dumps(process.to_dict(), indent=2))
 
 
 def lock_file(state_dir: Path, name: str) -> Path:
@@ -232,8 +231,8 @@ def _take(lock: Path) -> Iterator[IO[str]]:
     """``lock`` taken (BlockingIOError when another process holds it), open to write who holds it."""
     import fcntl
 
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a+", encoding="utf-8") as file:
+    private_dir(lock.parent)
+    with os.fdopen(open_private(lock, os.O_RDWR | os.O_APPEND), "a+", encoding="utf-8") as file:
         fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         file.truncate(0)
         yield file
@@ -250,8 +249,7 @@ def port_for(state_dir: Path, name: str) -> int:
     file = state_dir / PORTS
     ports: dict[str, int] = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
     ports[name] = free_port(ports.get(name, 0))
-    file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text(json.dumps(ports, indent=2, sort_keys=True), encoding="utf-8")
+    write_private(file, json.dumps(ports, indent=2, sort_keys=True))
     return ports[name]
 
 

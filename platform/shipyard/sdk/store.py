@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import stat
 import tempfile
 import urllib.parse
 from collections.abc import Iterator
@@ -11,9 +13,52 @@ from pathlib import Path
 
 from shipyard.sdk.model import Resource
 
+#: Shipyard's state is its owner's alone, whatever the umask: folders 0700, files 0600.
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def private_dir(folder: Path) -> Path:
+    """``folder``, made with each missing parent 0700 (``os.makedirs`` makes only the last one so)."""
+    missing = []
+    here = folder
+    while not here.is_dir():
+        missing.append(here)
+        here = here.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=PRIVATE_DIR)
+        except FileExistsError:
+            continue  # made meanwhile by another writer (or not a folder: what is written there says so)
+        path.chmod(PRIVATE_DIR)  # the umask may have taken bits off ``mode``
+    return folder
+
+
+def open_private(path: Path, flags: int) -> int:
+    """A descriptor of ``path`` opened with ``flags`` (``os.O_*``), created if missing; the file is 0600.
+
+    A file found with looser bits is closed to 0600 too (one of another user's stays as it is).
+    """
+    fd = os.open(path, flags | os.O_CREAT, PRIVATE_FILE)
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) != PRIVATE_FILE:
+            with contextlib.suppress(PermissionError):
+                os.fchmod(fd, PRIVATE_FILE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def write_private(path: Path, text: str) -> None:
+    """``text`` as the whole of ``path`` (0600), its folders made by ``private_dir``."""
+    private_dir(path.parent)
+    with os.fdopen(open_private(path, os.O_WRONLY | os.O_TRUNC), "w", encoding="utf-8") as handle:
+        handle.write(text)
+
 
 class ResourceStore:
-    """One file per Resource key, written atomically (write, fsync, rename).
+    """One file per Resource key, written atomically (write, fsync, rename), 0600 in a 0700 folder.
 
     Example::
 
@@ -29,9 +74,9 @@ class ResourceStore:
         return self.folder / (urllib.parse.quote(key, safe="") + ".json")
 
     def put(self, resource: Resource) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder)
         data = json.dumps(resource.to_dict() | {"source": None}, indent=2, sort_keys=True)
-        fd, temp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
+        fd, temp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")  # 0600, as the file it becomes
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(data)
             handle.flush()

@@ -8,6 +8,10 @@ from collections.abc import Sequence
 from shipyard.sdk.model import Diagnostic, Severity
 
 _TOKEN = re.compile(r"[\w.\-/@\"']+")
+#: The most of a source line a diagnostic quotes: a 20 KB line (10,000 levels of nesting, a pasted
+#: blob) shows as a window around the column, with an ellipsis on each cut side.
+MAX_SNIPPET = 200
+_LEAD = 40  # characters of context kept before the column in a window
 
 
 def format_diagnostic(diagnostic: Diagnostic) -> str:
@@ -23,14 +27,25 @@ def format_diagnostic(diagnostic: Diagnostic) -> str:
     lines = [f"{label}{diagnostic.headline} [{diagnostic.rule}]"]
     position = diagnostic.position
     if position is not None and diagnostic.snippet is not None:
-        source = diagnostic.snippet.rstrip().replace("\t", " ")
-        start = max(position.column - 1, 0)
-        match = _TOKEN.match(source, start)
-        width = max(len(match.group()) if match else 1, 1)
+        line = diagnostic.snippet.rstrip().replace("\t", " ")
+        match = _TOKEN.match(line, max(position.column - 1, 0))
+        source, start = _window(line, max(position.column - 1, 0))
+        width = max(min(len(match.group()) if match else 1, len(source) - start), 1)
         gutter = str(position.line)
         lines.append(f"  {gutter} | {source}")
         lines.append(f"  {' ' * len(gutter)} | {' ' * start}{'^' * width}")
     return "\n".join(lines)
+
+
+def _window(source: str, start: int) -> tuple[str, int]:
+    """At most ``MAX_SNIPPET`` characters of ``source`` around ``start``, and where ``start`` is in them."""
+    if len(source) <= MAX_SNIPPET:
+        return source, start
+    low = max(0, min(start - _LEAD, len(source) - MAX_SNIPPET))
+    high = low + MAX_SNIPPET
+    head = "…" if low > 0 else ""
+    tail = "…" if high < len(source) else ""
+    return f"{head}{source[low:high]}{tail}", min(start, high) - low + len(head)
 
 
 def format_diagnostics(diagnostics: Sequence[Diagnostic]) -> str:

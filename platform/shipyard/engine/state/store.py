@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from shipyard.sdk.store import open_private, private_dir
+
 
 @dataclass(frozen=True)
 class Stored:
@@ -54,7 +56,8 @@ class FileStore:
 
     ``create`` writes a temporary file and links it into place: the object appears whole or
     not at all, so no reader ever sees an empty lock and mistakes it for an abandoned one.
-    ``replace`` and ``delete`` compare and swap under an ``flock`` on ``root/.cas``.
+    ``replace`` and ``delete`` compare and swap under an ``flock`` on ``root/.cas``. Every file
+    is 0600 (``mkstemp``'s, kept by the link and the rename) and every folder 0700.
     """
 
     def __init__(self, root: Path) -> None:
@@ -110,7 +113,7 @@ class FileStore:
     @contextlib.contextmanager
     def _staged(self, path: Path, data: bytes) -> Iterator[str]:
         """``data`` in a synced temporary file beside ``path`` (removed afterwards if still there)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         fd, staged = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -124,8 +127,8 @@ class FileStore:
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / ".cas").open("a") as handle:
+        private_dir(self.root)
+        with os.fdopen(open_private(self.root / ".cas", os.O_WRONLY | os.O_APPEND), "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
