@@ -129,6 +129,9 @@ def test_mandatory_policy_stops_apply(shipyard: Run, repo: Path) -> None:
 
 
 def test_cloud_targets_say_they_cannot_be_reached(shipyard: Run, repo: Path) -> None:
+    unknown = shipyard("plan", "--target", "dev", repo=repo)  # no Environment spec declares it yet
+    assert (unknown.code, "unknown environment 'dev'" in unknown.err) == (1, True)
+    write(repo, {"platform/environments/dev.yaml": (REPO_ROOT / "platform/environments/dev.yaml").read_text()})
     result = shipyard("plan", "--target", "dev", repo=repo)
     assert result.code == 1
     assert "cannot observe target 'dev'" in result.err

@@ -165,4 +165,5 @@ def test_feature_code_that_fails_to_load_is_a_user_error(shipyard: Callable[...,
     )
     result = shipyard("plan", "--target", "local", repo=example)
     assert result.code == 1
-    assert "features/fraud: the Feast definitions failed to load: ModuleNotFoundError" in result.err
+    line = (example / "features/fraud/features.py").read_text().splitlines().index("import not_a_module") + 1
+    assert f"features/fraud/features.py:{line}: the Feast definitions failed to load: ModuleNotFoundError" in result.err

@@ -341,6 +341,28 @@ def test_a_killed_model_server_is_planned_and_started_again(applied: Path, mlflo
     assert status == 200
 
 
+def test_a_router_that_lost_its_routes_is_observed_and_routed_again(applied: Path, mlflow_server: str) -> None:
+    served = _served(applied)
+    assert served.url is not None
+    [server] = served.servers
+    blank = urllib.request.Request(
+        f"{served.url}/-/routes",
+        json.dumps({"backends": []}).encode(),
+        {"Content-Type": "application/json"},
+        method="PUT",
+    )
+    urllib.request.urlopen(blank, timeout=10).close()  # what a kill between its start and its first route leaves
+    predict = f"{served.url}/v1/models/{MODEL}:predict"
+    assert _post(predict, {"instances": _rows(mlflow_server)})[0] == 503
+    assert main(["--repo", str(applied), "status"]) == 1  # the router is not healthy with nowhere to route
+    assert main(["--repo", str(applied), "plan", "--target", "local", "--detailed-exitcode"]) == 2
+    assert _apply(applied) == 0
+    again = _served(applied).serving()
+    assert again is not None
+    assert again.process.pid == server.process.pid  # the running server routed again, not restarted
+    assert _post(predict, {"instances": _rows(mlflow_server)})[0] == 200
+
+
 def test_the_materialization_gate_refuses_bad_data(applied: Path) -> None:
     """Data that breaks after the plan is still stopped: the gate runs on all rows before writing."""
     from dataclasses import replace

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from shipyard.core.yamlsource import YamlDocument, clip
-from shipyard.sdk.kinds import API_VERSION, NAME_PATTERN, Kind, Spec
+from shipyard.sdk.kinds import API_VERSION, NAME_PATTERN, Kind, Labels, Spec
 from shipyard.sdk.model import Diagnostic, FieldPath, dotted
 
 M = TypeVar("M", bound=BaseModel)
@@ -28,8 +28,9 @@ class Metadata(BaseModel):
     team: str | None = Field(
         default=None, pattern=NAME_PATTERN, description="Owning Team (required for team-scoped kinds)."
     )
-    labels: dict[str, str] = Field(
-        default_factory=dict, description="Free-form labels, copied onto what the spec creates."
+    labels: Labels = Field(
+        default_factory=dict,
+        description="Labels copied onto what the spec creates, so they follow Kubernetes' label rules.",
     )
 
 

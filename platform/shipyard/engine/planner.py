@@ -86,6 +86,7 @@ def plan(
     if ref.kind != "base":
         environment = ref.name
     validation = validation or validate(registry, root)
+    ref.require_declared(validation.specs)  # at once: an unknown environment is no plane's problem
     target = None if ref.kind == "base" else resolve(registry, root, ref)
     ctxs = contexts(registry, root, validation.specs, environment, target)
     desired = desired_state(registry, ctxs)

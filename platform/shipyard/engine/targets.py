@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Literal
 
 from shipyard.sdk.errors import UserError
+from shipyard.sdk.kinds import SpecSet
 from shipyard.sdk.planes import STATE_DIR, Target, local_state_dir
+from shipyard.sdk.platform import ENVIRONMENT
 
 _ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
@@ -20,6 +22,21 @@ class TargetRef:
     name: str
     kind: Literal["base", "local", "environment"]
     revision: str = ""
+
+    def require_declared(self, specs: SpecSet) -> None:
+        """Refuse an environment no Environment spec declares, before any plane pins or observes it.
+
+        ``local`` and ``base:<rev>`` need no spec.
+        """
+        if self.kind != "environment" or specs.named(ENVIRONMENT.name, self.name) is not None:
+            return
+        known = sorted(spec.name for spec in specs.of_kind(ENVIRONMENT.name))
+        declared = ", ".join(known) if known else "none yet"
+        raise UserError(
+            f"unknown environment '{self.name}' (--target)",
+            hint=f"declared environments (platform/environments/*.yaml): {declared}; or 'local', or base:<rev>; "
+            f"to add one, write platform/environments/{self.name}.yaml (kind: Environment)",
+        )
 
     def resolve(self, root: Path) -> Target:
         """The Target planes observe and apply to (never a base revision)."""

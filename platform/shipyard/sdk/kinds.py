@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 from shipyard.sdk.errors import UserError
@@ -15,6 +16,52 @@ from shipyard.sdk.model import Diagnostic, FieldPath, SourcePosition, dotted
 API_VERSION = "shipyard.dev/v1alpha1"
 #: DNS-1123 label: names become Kubernetes namespaces, object names and URL parts.
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+
+# -- labels: Kubernetes label rules, since labels are copied onto the objects a spec creates -------
+
+#: A label value: empty, or up to 63 letters, digits, '-', '_' and '.', starting and ending alphanumeric.
+LABEL_VALUE_PATTERN = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+_LABEL_PREFIX = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+#: A label key: an optional DNS-subdomain prefix and '/', then a name as a value's but not empty.
+LABEL_KEY_PATTERN = rf"^({_LABEL_PREFIX}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{{0,61}}[A-Za-z0-9])?$"
+_LABEL_NAME = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
+_LABEL_WORDS = "letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
+
+
+def _no_control_characters(what: str, text: str) -> None:
+    for at, character in enumerate(text, start=1):
+        if not character.isprintable():
+            raise ValueError(f"a {what} without control characters: character {at} is {character!r}; remove it")
+
+
+def _label_value(value: str) -> str:
+    _no_control_characters("label value", value)
+    if len(value) > 63:
+        raise ValueError(f"a label value of at most 63 characters, not {len(value)}; shorten it")
+    if not _LABEL_NAME.fullmatch(value):
+        raise ValueError(f"a label value of {_LABEL_WORDS} (Kubernetes label rules); replace other characters with '-'")
+    return value
+
+
+def _label_key(key: str) -> str:
+    _no_control_characters("label key", key)
+    prefix, slash, name = key.rpartition("/")
+    if not name or len(name) > 63 or not _LABEL_NAME.fullmatch(name):
+        raise ValueError(f"a label key of at most 63 {_LABEL_WORDS}, after an optional 'prefix/'")
+    if slash and (len(prefix) > 253 or not re.fullmatch(_LABEL_PREFIX, prefix)):
+        raise ValueError("a label key prefix that is a DNS subdomain (lowercase, such as example.com), then '/'")
+    return key
+
+
+_LABEL_KEY_SCHEMA = {"type": "string", "pattern": LABEL_KEY_PATTERN, "maxLength": 317}
+_LABEL_VALUE_SCHEMA = {"type": "string", "pattern": LABEL_VALUE_PATTERN, "maxLength": 63}
+LabelKey = Annotated[str, AfterValidator(_label_key), WithJsonSchema(_LABEL_KEY_SCHEMA)]
+LabelValue = Annotated[str, AfterValidator(_label_value), WithJsonSchema(_LABEL_VALUE_SCHEMA)]
+#: ``metadata.labels``: keys and values as Kubernetes accepts them on an object's labels.
+Labels = Annotated[
+    dict[LabelKey, LabelValue],
+    WithJsonSchema({"type": "object", "propertyNames": _LABEL_KEY_SCHEMA, "additionalProperties": _LABEL_VALUE_SCHEMA}),
+]
 
 
 class SpecModel(BaseModel):

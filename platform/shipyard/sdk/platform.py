@@ -8,6 +8,8 @@ imports another and a third-party plane can replace a built-in one.
 
 from __future__ import annotations
 
+import contextlib
+import math
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -52,8 +54,23 @@ class Quota(SpecModel):
     )
 
 
+def _finite(value: Any) -> Any:
+    # YAML reads .inf and .nan as floats, and pydantic would let .inf through `ge=0`
+    number = value
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            number = float(value)
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ValueError("a finite number; .inf and .nan are not amounts, write a number such as 1000")
+    return value
+
+
+#: A float that is a real amount: never infinite, never not-a-number.
+Finite = Annotated[float, BeforeValidator(_finite), Field(allow_inf_nan=False)]
+
+
 class Budget(SpecModel):
-    monthly_usd: float = Field(ge=0, description="Monthly spend the team is allowed, in US dollars")
+    monthly_usd: Finite = Field(ge=0, description="Monthly spend the team is allowed, in US dollars")
 
 
 class TeamSpec(SpecModel):

@@ -8,7 +8,9 @@ Feast stamps on them, so desired and observed compare field by field.
 from __future__ import annotations
 
 import contextlib
+import re
 import tempfile
+import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,12 +82,39 @@ def _team_repo(root: Path, team: str, offline: str) -> Iterator[RepoContents]:
     with team_code(repo), reading(offline), _modules_named_from(repo):
         try:
             contents = parse_repo(repo) if repo.is_dir() else _empty()
-        except (ImportError, SyntaxError, NameError, TypeError, ValueError) as error:
+        except UserError:
+            raise
+        except Exception as error:  # team code: whatever it raises (typeguard's TypeCheckError too) is theirs to fix
+            where = _team_line(root, repo, error) or f"features/{team}"
             raise UserError(
-                f"features/{team}: the Feast definitions failed to load: {type(error).__name__}: {error}",
-                hint=f"run `python -c 'import features' ` in features/{team} to see the full error",
+                f"{where}: the Feast definitions failed to load: {type(error).__name__}: {str(error).strip()}",
+                hint=f"fix {where}; `python -c 'import features'` in features/{team} shows the full error",
             ) from error
         yield contents
+
+
+def _team_line(root: Path, repo: Path, error: BaseException) -> str:
+    """``features/<team>/<file>.py:<line>``: where in the team's files ``error`` was raised, innermost first.
+
+    A call spread over lines is reported at the argument a type check names (``argument "ttl"``), if it can be found.
+    """
+    places = [(f.filename, f.lineno, f.end_lineno) for f in traceback.extract_tb(error.__traceback__)]
+    if isinstance(error, SyntaxError) and error.filename:  # raised while compiling: no frame of its own
+        places.append((error.filename, error.lineno, error.lineno))
+    for filename, line, end in reversed(places):
+        path = Path(filename).resolve()
+        if not path.is_relative_to(repo.resolve()):
+            continue
+        where = str(path.relative_to(root.resolve()))
+        if not line:
+            return where
+        named = re.match(r'argument "(\w+)"', str(error))
+        if named and end and end > line:
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[line - 1 : end]
+            at = next((n for n, text in enumerate(lines) if re.search(rf"\b{named[1]}\s*=", text)), 0)
+            line += at
+        return f"{where}:{line}"
+    return ""
 
 
 @contextlib.contextmanager

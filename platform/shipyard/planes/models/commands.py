@@ -45,9 +45,19 @@ def promote_version(
     spec, registry = _local_deployment(session, deployment, env)
     alias = alias or spec.spec.serve[env].alias
     model = spec.spec.registered_model
-    version = version or next(iter(registry.versions(model, rejected=False)), None)
     if version is None:
-        raise UserError(f"{model} has no versions", hint="train it first: shipyard apply")
+        version = next(iter(registry.versions(model, rejected=False)), None)
+        if version is None:
+            raise UserError(f"{model} has no versions", hint="train it first: shipyard apply")
+    else:
+        known = registry.versions(model)
+        if version not in known:
+            raise UserError(
+                f"version {version} of {model} does not exist (--version)",
+                hint=f"its versions: {', '.join(map(str, known))}"
+                if known
+                else "it has no versions yet: train it first (shipyard apply)",
+            )
     previous = promote(registry, spec, alias, version, why=reason)
     left = "nothing" if previous is None else f"version {previous}"
     click.echo(f"{model}@{alias} → version {version} (was {left}). Run `shipyard apply` to serve it.")

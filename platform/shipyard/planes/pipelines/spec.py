@@ -12,6 +12,8 @@ from shipyard.sdk.platform import Owner
 # Five cron fields, each *, a number, a range, a list or a step.
 _CRON_FIELD = r"(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?(,(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?)*"
 CRON_PATTERN = rf"^{_CRON_FIELD}( {_CRON_FIELD}){{4}}$"
+#: Each cron field's name and the values it allows, in order.
+CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day-of-month", 1, 31), ("month", 1, 12), ("day-of-week", 0, 7))
 PARAMETER_PATTERN = r"^[a-z_][a-z0-9_]*$"
 #: Parameters the platform fills in for the target; a spec cannot set them.
 PLATFORM_PARAMETERS = frozenset(
@@ -30,6 +32,25 @@ PLATFORM_PARAMETERS = frozenset(
 class Schedule(SpecModel):
     cron: str = Field(pattern=CRON_PATTERN, description="Five-field cron (minute hour day month weekday), in UTC")
     paused: bool = Field(default=False, description="Keep the recurring run but do not start new runs")
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_in_range(cls, value: str) -> str:
+        # the pattern has checked the shape; what it cannot check is each field's range
+        for text, (field, low, high) in zip(value.split(" "), CRON_FIELDS, strict=True):
+            for part in text.split(","):
+                span, _, step = part.partition("/")
+                if step and int(step) == 0:
+                    raise ValueError(f"a step of at least 1 in the {field} field, not '{part}'")
+                if span == "*":
+                    continue
+                first, _, last = span.partition("-")
+                for number in (first, last) if last else (first,):
+                    if not low <= int(number) <= high:
+                        raise ValueError(f"the {field} field within {low}-{high}: {number} is out of range")
+                if last and int(first) > int(last):
+                    raise ValueError(f"a range from low to high in the {field} field: write {last}-{first}, not {span}")
+        return value
 
 
 class GpuTask(SpecModel):

@@ -29,7 +29,7 @@ from typing import Any
 from shipyard.planes.models.serving.analysis import Window, problems
 from shipyard.planes.models.spec import Canary
 from shipyard.sdk import processes
-from shipyard.sdk.errors import StalePlanError
+from shipyard.sdk.errors import StalePlanError, UserError
 from shipyard.sdk.processes import Process
 
 ROUTER = "shipyard.planes.models.serving.router"
@@ -83,17 +83,26 @@ class LocalServing:
         return self.router.url if self.router is not None else None
 
     def serving(self) -> ModelServer | None:
-        """The server taking all traffic, when it and the router run."""
+        """The server taking all traffic, when it and the router run and the router routes all of it there.
+
+        The router's table is observed like any other state: a router that lost its routes (killed
+        between its start and its first route, or told to route nowhere) serves nothing.
+        """
         if self.router is None or not processes.alive(self.router) or len(self.servers) != 1:
             return None
-        return self.servers[0] if processes.alive(self.servers[0].process) else None
+        server = self.servers[0]
+        if not processes.alive(server.process):
+            return None
+        return server if self._routed() == [server.process.url.rstrip("/")] else None
 
     def roll_out(self, release: Release) -> None:
         """Serve ``release``; a running server for another version or manifest is replaced without a gap."""
         current = self.serving()
         if current is not None and (current.version, current.digest) == (release.version, release.digest):
             return
-        new = self._start(release)
+        wanted = (release.version, release.digest)
+        running = [s for s in self.servers if processes.alive(s.process) and (s.version, s.digest) == wanted]
+        new = running[0] if running else self._start(release)  # one that lost its route is routed again
         self._route([(new, 100)])
         for old in [s for s in self.servers if s is not new]:
             self._retire(old)
@@ -213,7 +222,27 @@ class LocalServing:
         self.router = processes.spawn(
             ROUTER, [], processes.listen(port), state_dir=self.state_dir, name=name, health="/-/healthz", labels=labels
         )
-        processes.wait_ready(self.router, timeout_s=30)
+        # Its health fails until it routes somewhere; that it answers at all is what its start waits for.
+        deadline = time.monotonic() + 30
+        while True:
+            if not processes.alive(self.router):
+                raise UserError(f"the router of {self.label} exited:\n{processes.tail(self.router)}")
+            try:
+                _call(self.router.url + "/-/live")
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def _routed(self) -> list[str]:
+        """The URLs the router sends traffic to (weight above 0); empty when it does not answer."""
+        assert self.router is not None
+        try:
+            backends = _call(self.router.url + "/-/stats")["backends"]
+        except OSError:
+            return []
+        return [str(b["url"]).rstrip("/") for b in backends if b["weight"] > 0]
 
 
 def _call(url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -112,7 +112,15 @@ class Router:
         )
 
     async def healthz(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "backends": len(self.backends)})
+        """Healthy only while it routes somewhere: a router with no backend answers every request 503."""
+        routed = sum(1 for b in self.backends if b.weight > 0)
+        if not routed:
+            return web.json_response({"status": "no model server is routed", "backends": 0}, status=503)
+        return web.json_response({"status": "ok", "backends": routed})
+
+    async def live(self, request: web.Request) -> web.Response:
+        """The process answers (what its start waits for, before the first route)."""
+        return web.json_response({"status": "alive"})
 
 
 def app() -> web.Application:
@@ -129,6 +137,7 @@ def app() -> web.Application:
     application.router.add_put("/-/routes", router.put_routes)
     application.router.add_get("/-/stats", router.stats)
     application.router.add_get("/-/healthz", router.healthz)
+    application.router.add_get("/-/live", router.live)
     application.router.add_route("*", "/{tail:.*}", router.forward)
     return application
 
