@@ -11,13 +11,11 @@ versions the process table shows running), so the decision is tested on its own 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,10 +98,7 @@ def _begun(root: Path, key: str, since: float) -> bool:
 
 def _routes(root: Path) -> dict[str, Any]:
     [served] = deployments(local_state_dir(root))
-    assert served.url is not None
-    with urllib.request.urlopen(f"{served.url}/-/stats", timeout=10) as answer:
-        stats: dict[str, Any] = json.load(answer)
-        return stats
+    return served.admin("/-/stats")
 
 
 def _servers(root: Path) -> list[processes.Process]:

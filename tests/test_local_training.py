@@ -345,13 +345,7 @@ def test_a_router_that_lost_its_routes_is_observed_and_routed_again(applied: Pat
     served = _served(applied)
     assert served.url is not None
     [server] = served.servers
-    blank = urllib.request.Request(
-        f"{served.url}/-/routes",
-        json.dumps({"backends": []}).encode(),
-        {"Content-Type": "application/json"},
-        method="PUT",
-    )
-    urllib.request.urlopen(blank, timeout=10).close()  # what a kill between its start and its first route leaves
+    served.admin("/-/routes", {"backends": []})  # what a kill between its start and its first route leaves
     predict = f"{served.url}/v1/models/{MODEL}:predict"
     assert _post(predict, {"instances": _rows(mlflow_server)})[0] == 503
     assert main(["--repo", str(applied), "status"]) == 1  # the router is not healthy with nowhere to route

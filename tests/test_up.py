@@ -60,6 +60,7 @@ def test_up_serves_everything_again_changes_nothing_edits_apply_alone_and_down_c
         first = _run(root, "up")
         assert first.returncode == 0, first.stderr[-3000:]
         assert "mlflow: started at http://127.0.0.1:" in first.stdout
+        assert "Downloading artifacts" not in first.stdout + first.stderr  # no library's progress bars
         # The smoke request: user 1000's features from the online store, then a prediction.
         smoke = re.search(r"fraud/fraud-scorer\s+v1 @champion\s+(\S+ \S+) UTC \(\d+ h ago\)\s+([0-9.]+)", first.stdout)
         assert smoke, first.stdout

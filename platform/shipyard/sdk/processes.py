@@ -37,7 +37,13 @@ LOOPBACK = "127.0.0.1"
 #: How long a process may take to start (the MLflow server migrating its store included) before it counts as hung.
 STARTUP_S = 120.0
 #: Every process Shipyard starts (servers, plane workers) runs with the libraries' telemetry off.
-TELEMETRY_OFF = {"MLFLOW_DISABLE_TELEMETRY": "true", "FEAST_USAGE": "False", "GX_ANALYTICS_ENABLED": "False"}
+TELEMETRY_OFF = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "FEAST_USAGE": "False",
+    "GX_ANALYTICS_ENABLED": "False",
+    # and the libraries' own progress bars, which would interleave with Shipyard's output
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
 import time
 import urllib.request
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from shipyard.planes.models.spec import Canary
 from shipyard.sdk import processes
 from shipyard.sdk.errors import StalePlanError, UserError
 from shipyard.sdk.processes import Process
+from shipyard.sdk.store import write_private
 
 ROUTER = "shipyard.planes.models.serving.router"
 SERVER = "shipyard.planes.models.serving.server"
@@ -191,13 +193,13 @@ class LocalServing:
         self._ensure_router()
         assert self.router is not None
         backends = [{"name": s.backend, "url": s.process.url, "weight": w} for s, w in weights]
-        _call(self.router.url + "/-/routes", {"backends": backends})
+        self.admin("/-/routes", {"backends": backends})
 
     def _retire(self, server: ModelServer) -> None:
         """Stop ``server`` once the router has no request of it in flight."""
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         while self.router is not None and time.monotonic() < deadline:
-            stats = _call(self.router.url + "/-/stats")
+            stats = self.admin("/-/stats")
             busy = [b for b in (*stats["backends"], *stats["draining"]) if b["name"] == server.backend]
             if not any(b["inFlight"] for b in busy):
                 break
@@ -207,8 +209,17 @@ class LocalServing:
 
     def _windows(self) -> dict[str, Window]:
         assert self.router is not None
-        stats = _call(self.router.url + "/-/stats")["backends"]
+        stats = self.admin("/-/stats")["backends"]
         return {b["name"]: Window(b["requests"], b["errors"], tuple(b["latenciesMs"])) for b in stats}
+
+    def admin(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One admin call to this deployment's router (``/-/routes``, ``/-/stats``), with its token."""
+        assert self.router is not None
+        return _call(self.router.url + path, body, token=self._token_file.read_text(encoding="utf-8").strip())
+
+    @property
+    def _token_file(self) -> Path:
+        return self.state_dir / "tokens" / f"router-{self.label.replace('/', '-')}.token"
 
     def _ensure_router(self) -> None:
         if self.router is not None and processes.alive(self.router):
@@ -219,8 +230,16 @@ class LocalServing:
         # On the port it had, so the deployment's URL does not change.
         port = processes.port_for(self.state_dir, name)
         labels = {DEPLOYMENT: self.label, ROLE: "router"}
+        # A new admin token for each start, readable by this user only.
+        write_private(self._token_file, secrets.token_urlsafe(32))
         self.router = processes.spawn(
-            ROUTER, [], processes.listen(port), state_dir=self.state_dir, name=name, health="/-/healthz", labels=labels
+            ROUTER,
+            ["--token-file", str(self._token_file)],
+            processes.listen(port),
+            state_dir=self.state_dir,
+            name=name,
+            health="/-/healthz",
+            labels=labels,
         )
         # Its health fails until it routes somewhere; that it answers at all is what its start waits for.
         deadline = time.monotonic() + 30
@@ -228,7 +247,7 @@ class LocalServing:
             if not processes.alive(self.router):
                 raise UserError(f"the router of {self.label} exited:\n{processes.tail(self.router)}")
             try:
-                _call(self.router.url + "/-/live")
+                _call(self.router.url + "/-/live", token="")
                 return
             except OSError:
                 if time.monotonic() > deadline:
@@ -239,17 +258,19 @@ class LocalServing:
         """The URLs the router sends traffic to (weight above 0); empty when it does not answer."""
         assert self.router is not None
         try:
-            backends = _call(self.router.url + "/-/stats")["backends"]
+            backends = self.admin("/-/stats")["backends"]
         except OSError:
             return []
         return [str(b["url"]).rstrip("/") for b in backends if b["weight"] > 0]
 
 
-def _call(url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One admin call to a router on loopback."""
+def _call(url: str, body: dict[str, Any] | None = None, *, token: str) -> dict[str, Any]:
+    """One call to a router on loopback (``token``: its admin token, for ``/-/routes`` and ``/-/stats``)."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method="GET" if body is None else "PUT")  # noqa: S310
     request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
     with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 (loopback only)
         result: dict[str, Any] = json.loads(answer.read())
         return result

@@ -1,16 +1,19 @@
 """The loopback router in front of one deployment's model servers: its URL stays while versions change.
 
-Run as ``python -m shipyard.planes.models.serving.router --fd FD``. It forwards every
-request to one of its backends, chosen by weight with smooth weighted round-robin
-(so a 10 % canary gets exactly every tenth request, not roughly). Under ``/-/`` it
-answers its owner, the models plane:
+Run as ``python -m shipyard.planes.models.serving.router --fd FD --token-file PATH``. It
+forwards every request to one of its backends, chosen by weight with smooth weighted
+round-robin (so a 10 % canary gets exactly every tenth request, not roughly). Under ``/-/``
+it answers its owner, the models plane. The admin calls (routes, stats) need the token its
+owner wrote for this start (a 0600 file in the state folder) as ``Authorization: Bearer``, and
+a ``Host`` naming loopback: any other local process, or a web page rebinding a DNS name to
+127.0.0.1, can neither blackhole nor redirect its traffic. A bad body is a 400.
 
 - ``PUT /-/routes`` ``{"backends": [{"name", "url", "weight"}]}`` replaces the backends
   at once. Requests already sent to a backend that left finish there (it drains), and
   every backend's counters start again: a routing change opens a new window.
 - ``GET /-/stats``: per backend, requests, 5xx errors, in-flight requests and latencies
   (ms) in the current window; backends still draining are listed too.
-- ``GET /-/healthz``: the router itself is up.
+- ``GET /-/healthz``: it routes somewhere (503 when it has no backend). ``GET /-/live``: it answers.
 
 That is what a rolling replacement needs (switch, then stop the old server once it has
 nothing in flight) and what a canary analysis reads.
@@ -19,15 +22,20 @@ nothing in flight) and what a canary analysis reads.
 from __future__ import annotations
 
 import argparse
+import hmac
 import socket
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
+from aiohttp.typedefs import Middleware
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length", "upgrade"}
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]"}
 KEPT_LATENCIES = 20_000
 
 
@@ -102,7 +110,15 @@ class Router:
         return web.Response(status=status, body=payload, headers=kept)
 
     async def put_routes(self, request: web.Request) -> web.Response:
-        self.route((await request.json())["backends"])
+        try:
+            backends = (await request.json())["backends"]
+            for backend in backends:
+                if int(backend["weight"]) < 0 or not str(backend["url"]).startswith("http://127.0.0.1:"):
+                    raise ValueError("a backend is a loopback URL with a weight of 0 or more")
+            self.route(backends)
+        except (ValueError, KeyError, TypeError) as error:
+            message = f"expected {{'backends': [{{'name', 'url', 'weight'}}]}}: {type(error).__name__}: {error}"
+            return web.json_response({"error": message[:300]}, status=400)
         return web.json_response({"backends": [b.name for b in self.backends]})
 
     async def stats(self, request: web.Request) -> web.Response:
@@ -123,9 +139,29 @@ class Router:
         return web.json_response({"status": "alive"})
 
 
-def app() -> web.Application:
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def owner_only(token: str) -> Middleware:
+    """Admin calls come from the owner: a loopback ``Host`` and this start's token."""
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in ("/-/routes", "/-/stats"):
+            host = (request.host or "").rsplit(":", 1)[0]
+            if host not in LOOPBACK_HOSTS:
+                return web.json_response({"error": "admin calls must name a loopback host"}, status=403)
+            given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return web.json_response({"error": "admin calls need this router's token"}, status=401)
+        return await handler(request)
+
+    return check
+
+
+def app(token: str) -> web.Application:
     router = Router()
-    application = web.Application(client_max_size=64 * 1024**2)
+    application = web.Application(client_max_size=64 * 1024**2, middlewares=[owner_only(token)])
 
     async def session(application: web.Application) -> Any:
         # The model servers are on loopback: many kept-alive connections, a generous read timeout.
@@ -145,8 +181,10 @@ def app() -> web.Application:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fd", type=int, required=True, help="a listening socket bound to 127.0.0.1")
+    parser.add_argument("--token-file", type=Path, required=True, help="the admin token of this start (0600)")
     args = parser.parse_args()
-    web.run_app(app(), sock=socket.socket(fileno=args.fd), print=None, access_log=None, shutdown_timeout=30)
+    token = args.token_file.read_text(encoding="utf-8").strip()
+    web.run_app(app(token), sock=socket.socket(fileno=args.fd), print=None, access_log=None, shutdown_timeout=30)
 
 
 if __name__ == "__main__":
