@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-#: The variable the journal reads (``engine/state/journal.py``); tests only.
+#: The variable the journal reads (``engine/state/journal.py``), defined once here; tests only.
 KILL_VARIABLE = "SHIPYARD_TEST_KILL_AT"
 
 

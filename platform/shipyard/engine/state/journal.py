@@ -25,11 +25,11 @@ from urllib.parse import quote, unquote
 from shipyard.engine.state.identity import RunIdentity
 from shipyard.engine.state.store import ObjectStore
 from shipyard.sdk.errors import InternalError, UserError
+from shipyard.sdk.killpoints import KILL_VARIABLE
 
 Event = Literal["start", "begin", "done", "failed", "complete", "stage", "takeover", "unlock"]
 KillPoint = Literal["before-begin", "after-begin", "after-done"]
 
-KILL_VARIABLE = "SHIPYARD_TEST_KILL_AT"
 LOCK_EVENTS = "lock"
 
 

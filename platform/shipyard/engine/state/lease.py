@@ -177,10 +177,5 @@ def break_lock(store: ObjectStore, journal: Journal, reason: str) -> Holder | No
     return holder
 
 
-def read_holder(store: ObjectStore) -> Holder | None:
-    current = store.get(LOCK)
-    return None if current is None else Holder.parse(current, store.where(LOCK))
-
-
 def _when(at: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(at))
