@@ -17,6 +17,7 @@ from shipyard.planes.models.gates import Candidate, evaluate
 from shipyard.planes.models.render import Serving, inference_service, standard_canary
 from shipyard.planes.models.serving.local import deployments
 from shipyard.planes.models.spec import ModelDeploymentSpec
+from shipyard.sdk import provenance
 from shipyard.sdk.planes import local_state_dir
 
 MODEL = "fraud-scorer"
@@ -154,8 +155,9 @@ def models_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tup
         served.stop()
 
 
-def register(uri: str, tmp_path: Path, roc_auc: float, log_loss: float = 0.3) -> int:
-    """Log a run the way the training pipeline does (metrics, passed checks, evaluation set) and register it."""
+def register(uri: str, tmp_path: Path, roc_auc: float, log_loss: float = 0.17, *, by_hand: bool = False) -> int:
+    """Log a run the way the training pipeline does (metrics, passed checks, evaluation set, and the provenance
+    tags a pipeline run Shipyard applied carries) and register it; ``by_hand``: without those tags."""
     import mlflow
     import mlflow.data
     import pandas as pd
@@ -169,8 +171,10 @@ def register(uri: str, tmp_path: Path, roc_auc: float, log_loss: float = 0.3) ->
             artifacts = None if uri.startswith("http") else str(tmp_path / "artifacts")
             mlflow.create_experiment("fraud", artifact_location=artifacts)
         with mlflow.start_run(experiment_id=mlflow.get_experiment_by_name("fraud").experiment_id):
-            mlflow.log_metrics({"roc_auc": roc_auc, "log_loss": log_loss})
+            mlflow.log_metrics({"roc_auc": roc_auc, "pr_auc": 0.2, "log_loss": log_loss})
             mlflow.set_tag("shipyard.data_checks", "fraud/transactions,fraud/user-stats")
+            if not by_hand:
+                mlflow.set_tags({tag: f"{tag} of the run" for tag in provenance.REQUIRED})
             evaluation = mlflow.data.from_pandas(frame, name="fraud-holdout", targets="is_fraud")
             mlflow.log_input(evaluation, context="evaluation")
             info = mlflow.sklearn.log_model(
@@ -275,3 +279,68 @@ def test_a_spec_change_plans_as_an_inference_service_field_diff(models_repo, shi
     assert [(d["path"], d["before"], d["after"]) for d in change["diffs"]] == [
         (["spec", "predictor", "maxReplicas"], 4, 6)
     ]
+
+
+def test_promoting_a_rejected_version_by_hand_clears_its_rejection_with_the_reason(
+    models_repo, tmp_path, shipyard
+) -> None:
+    from mlflow import MlflowClient
+
+    from shipyard.planes.models.registry import CLEARED_TAG, REJECTED_TAG, ModelRegistry
+
+    root, uri = models_repo
+    first = register(uri, tmp_path, roc_auc=0.82)
+    assert shipyard("promote", "fraud/fraud-scorer", "--version", str(first), repo=root).code == 0
+    retried = register(uri, tmp_path, roc_auc=0.83)
+    ModelRegistry(uri).reject(MODEL, retried, "canary: p95 latency 8.4 ms is 1.7x the serving version's 4.9 ms")
+    _, data = plan_json(shipyard, root)
+    assert "models/fraud/ModelAlias/fraud-scorer" not in pending(data)  # rejected: not a candidate
+
+    promoted = shipyard(
+        "promote", "fraud/fraud-scorer", "--version", str(retried), "--reason", "the host was busy; retried", repo=root
+    )
+    assert promoted.code == 0, promoted.err
+    assert "candidate again (it was rejected: canary: p95 latency 8.4 ms" in promoted.out
+    tags = MlflowClient(uri, uri).get_model_version(MODEL, str(retried)).tags
+    assert REJECTED_TAG not in tags
+    assert tags[CLEARED_TAG].startswith("the host was busy; retried (by ")
+    assert "it was rejected: canary: p95 latency" in tags[CLEARED_TAG]
+    assert alias_of(uri) == retried
+    # The plan keeps the alias where the hand put it: the version is a candidate again, not drift to undo.
+    _, data = plan_json(shipyard, root)
+    assert "models/fraud/ModelAlias/fraud-scorer" not in pending(data)
+    [alias] = [c for c in data["plan"]["changes"] if c["key"] == "models/fraud/ModelAlias/fraud-scorer"]
+    assert alias["desired"]["body"]["version"] == retried
+
+
+def test_a_version_registered_by_hand_is_never_promoted(models_repo, tmp_path, shipyard) -> None:
+    from shipyard.planes.models.gates import PROVENANCE_GATE
+
+    root, uri = models_repo
+    first = register(uri, tmp_path, roc_auc=0.82)
+    assert shipyard("promote", "fraud/fraud-scorer", "--version", str(first), repo=root).code == 0
+    # Better figures than the champion's, by any process that can reach the registry: not a pipeline run's.
+    planted = register(uri, tmp_path, roc_auc=0.99, log_loss=0.01, by_hand=True)
+    code, data = plan_json(shipyard, root)
+    assert code == 0
+    assert "models/fraud/ModelAlias/fraud-scorer" not in pending(data)  # the alias stays on the champion
+    [finding] = [d for d in data["diagnostics"] if d["rule"] == "models/gates"]
+    assert f"gate '{PROVENANCE_GATE}' failed: version {planted}'s run lacks shipyard.change" in finding["message"]
+    refused = shipyard("promote", "fraud/fraud-scorer", "--version", str(planted), repo=root)
+    assert refused.code == 1
+    assert "registered by hand, not by a pipeline run Shipyard applied" in refused.err
+    assert alias_of(uri) == first
+
+
+def test_a_gate_on_a_metric_no_version_logged_is_a_finding_at_its_line(models_repo, tmp_path, shipyard) -> None:
+    root, uri = models_repo
+    edit(root, "models/fraud/fraud-scorer.yaml", '"pr_auc >= 0.1"', '"pr_acu >= 0.1"')
+    register(uri, tmp_path, roc_auc=0.82)
+    code, data = plan_json(shipyard, root)
+    assert code == 0  # a warning: the pipeline may start logging it in the same change
+    [finding] = [d for d in data["diagnostics"] if d["rule"] == "models/gate-metric"]
+    lines = (root / "models/fraud/fraud-scorer.yaml").read_text(encoding="utf-8").splitlines()
+    assert finding["line"] == next(n for n, text in enumerate(lines, 1) if "pr_acu" in text)
+    assert "a gate on 'pr_acu', which no version of fraud-scorer logged" in finding["message"]
+    assert "log_loss, pr_auc, roc_auc" in finding["message"]
+    assert finding["hint"] == "did you mean 'pr_auc'?"

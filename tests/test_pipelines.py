@@ -151,3 +151,40 @@ def test_committed_ir_must_equal_a_fresh_compile(shipyard: Callable[..., Result]
     result = shipyard("plan", "--target", "local", repo=example)
     assert result.code == 1
     assert "pipeline.ir.yaml differs from a fresh compile" in result.err
+
+
+def test_a_schedule_only_edit_is_recorded_locally_without_a_training_run(
+    shipyard: Callable[..., Result], example: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local target runs no schedules: a changed cron is recorded, and nothing trains again."""
+    import json
+
+    from shipyard.sdk.worker import Worker
+
+    runs: list[dict] = []
+    original = Worker.call
+
+    def call(self: Worker, method: str, **params: object) -> object:
+        if self.module == "shipyard.planes.pipelines.tasks" and method == "run":
+            runs.append(params)  # a training run, counted instead of run: this test is about whether one starts
+            return {"outputs": {}}
+        return original(self, method, **params)
+
+    monkeypatch.setattr(Worker, "call", call)
+    local = ("--target", "local", "--plane", "pipelines")
+    assert shipyard("apply", *local, repo=example).code == 0
+    assert len(runs) == 1
+
+    edit(example, SPEC, 'cron: "0 3 * * *"', 'cron: "0 4 * * *"')
+    planned = shipyard("plan", *local, "--format", "json", repo=example)
+    assert planned.code == 0, planned.err
+    [change] = [c for c in json.loads(planned.out)["plan"]["changes"] if c["action"] != "noop"]
+    assert change["key"] == "pipelines/fraud/Pipeline/train"
+    assert [d["path"] for d in change["diffs"]] == [["schedule", "cron"]]  # what decides: no field a run reads
+    assert shipyard("apply", *local, repo=example).code == 0
+    assert len(runs) == 1  # no training for a schedule
+    assert shipyard("plan", *local, "--detailed-exitcode", repo=example).code == 0  # and it was recorded
+
+    edit(example, SPEC, "max_depth: 6", "max_depth: 7")  # what the run reads: it trains
+    assert shipyard("apply", *local, repo=example).code == 0
+    assert len(runs) == 2

@@ -48,7 +48,9 @@ def test_a_smoke_request_from_a_feature_service_that_does_not_exist_is_an_error_
 
     result = shipyard("plan", "--target", "base:HEAD", repo=root)
     assert result.code == 1, result.err
-    assert "models/fraud/fraud-scorer.yaml:41:" in result.err
+    lines = (root / "models/fraud/fraud-scorer.yaml").read_text(encoding="utf-8").splitlines()
+    line = next(n for n, text in enumerate(lines, 1) if "featureService: fraud_scorr" in text)
+    assert f"models/fraud/fraud-scorer.yaml:{line}:" in result.err
     assert (
         "smoke.featureService: got 'fraud_scorr', expected a feature service of team fraud: fraud_scorer" in result.err
     )

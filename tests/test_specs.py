@@ -112,10 +112,11 @@ def test_missing_and_unknown_team(tmp_path: Path, registry: Registry) -> None:
     )
     found = problems(tmp_path, registry)
     assert [(d.rule, *where(d)) for d in found] == [
-        ("spec/unknown-team", "vector-indexes/a.yaml", 5, 9, "metadata.team"),
+        # A document that fails validation first; what checking specs against each other finds, after.
         ("spec/missing-team", "vector-indexes/b.yaml", 4, 3, "metadata.team"),
+        ("spec/unknown-team", "vector-indexes/a.yaml", 5, 9, "metadata.team"),
     ]
-    assert "an existing Team (fraud)" in found[0].message
+    assert "an existing Team (fraud)" in found[1].message
 
 
 def test_team_documents_take_no_team(tmp_path: Path, registry: Registry) -> None:

@@ -44,14 +44,19 @@ def _running(root: Path) -> dict[str, dict]:
     return {p["name"].split(" v")[0]: p for p in listed}
 
 
-def _predict(url: str) -> list[float]:
+def _predict(url: str) -> float:
+    """The fraud probability the served model gives one ordinary transaction (and a risky one scores higher)."""
     row = {"amount": 18.5, "is_foreign": 0, "hour": 14, "txn_count_7d": 3}
     row |= {"amount_mean_7d": 42.0, "amount_max_7d": 90.0, "foreign_ratio_7d": 0.0}
+    risky = row | {"amount": 900.0, "is_foreign": 1, "hour": 2}
     request = urllib.request.Request(
-        url + PREDICT, json.dumps({"instances": [row]}).encode(), {"Content-Type": "application/json"}
+        url + PREDICT, json.dumps({"instances": [row, risky]}).encode(), {"Content-Type": "application/json"}
     )
     with urllib.request.urlopen(request, timeout=30) as answer:
-        return list(json.load(answer)["predictions"])
+        ordinary, suspicious = json.load(answer)["predictions"]
+    # A probability, not a 0/1 class: strictly between, and ranked.
+    assert 0.0 < ordinary < suspicious < 1.0, (ordinary, suspicious)
+    return float(ordinary)
 
 
 def test_up_serves_everything_again_changes_nothing_edits_apply_alone_and_down_cleans_up(tmp_path: Path) -> None:
@@ -81,7 +86,7 @@ def test_up_serves_everything_again_changes_nothing_edits_apply_alone_and_down_c
         ) as r:
             assert json.load(r)["model_version"]["version"] == "1"  # trained, registered and promoted through it
         router = running["router fraud/fraud-scorer"]["url"]
-        assert _predict(router) in ([0.0], [1.0])
+        assert _predict(router) < 0.5
         assert v2.group(1).startswith(router)
 
         again = _run(root, "up")
@@ -99,7 +104,7 @@ def test_up_serves_everything_again_changes_nothing_edits_apply_alone_and_down_c
         after = _running(root)
         assert after["model server fraud/fraud-scorer"]["pid"] != running["model server fraud/fraud-scorer"]["pid"]
         assert after["router fraud/fraud-scorer"]["url"] == router  # replaced behind the same URL
-        assert _predict(router) in ([0.0], [1.0])
+        assert _predict(router) < 0.5
     finally:
         started = processes.table(local_state_dir(root))
         down = _run(root, "down")
@@ -169,7 +174,7 @@ def test_a_team_whose_pipeline_raises_does_not_stop_the_others(tmp_path: Path) -
         assert "fraud" not in failed
         # The fraud team came up all the same: trained, promoted, served, smoke-tested.
         assert re.search(r"fraud/fraud-scorer\s+v1 @champion", result.stdout)
-        assert _predict(_running(root)["router fraud/fraud-scorer"]["url"]) in ([0.0], [1.0])
+        assert _predict(_running(root)["router fraud/fraud-scorer"]["url"]) < 0.5
     finally:
         _stopped_everything(root)
 

@@ -11,7 +11,7 @@ it would load.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 from shipyard.core.specs import validate_document
@@ -71,36 +71,73 @@ def _refused(real_root: Path, link: Path, display: str) -> Diagnostic:
 
 
 def load_specs(root: Path, kinds: Mapping[str, Kind]) -> SpecSet:
-    """Every spec under ``root``; raises SpecError carrying every problem found."""
+    """Every spec under ``root``; raises SpecError carrying every problem found.
+
+    Root causes (a file that is a link, is not YAML, or a document that does not validate) come
+    first, then what cross-checking the valid specs found. A Team whose file is there but broken
+    is a root cause once: the specs of that team are not also reported as naming an unknown team.
+    """
     specs: list[Spec] = []
     documents: dict[str, YamlDocument] = {}
     diagnostics: list[Diagnostic] = []
     links: dict[str, Diagnostic] = {}  # one finding per link, however many files lie behind it
+    team_files = set(spec_files(root, [kinds[TEAM_KIND]])) if TEAM_KIND in kinds else set()
+    broken_teams: set[str] = set()
     for path in spec_files(root, kinds.values()):
         display = path.relative_to(root).as_posix()
         link = linked(root, path)
         if link is not None:
             links.setdefault(str(link.position), link)
+            if path in team_files:
+                broken_teams.add(path.stem)
             continue
         parsed, problems = read_yaml(path, display)
         diagnostics += problems
+        failed = bool(problems)
         for doc in parsed:
             spec, problems = validate_document(doc, kinds)
             diagnostics += problems
             if spec is not None:
                 specs.append(spec)
                 documents[spec.ref] = doc
-    diagnostics += links.values()
-    diagnostics += cross_reference(specs, documents)
+                continue
+            failed = True
+            if path in team_files or _kind_of(doc) == TEAM_KIND:
+                broken_teams.update(_name_of(doc))
+        if failed and path in team_files:
+            broken_teams.add(path.stem)  # the file's name: all that is known when it does not parse
+    diagnostics = _in_order(diagnostics + list(links.values()))
+    diagnostics += _in_order(cross_reference(specs, documents, broken_teams))
     if diagnostics:
-        raise SpecError(sorted(diagnostics, key=lambda d: (d.position is None, d.position or "")))
+        raise SpecError(diagnostics)
     return SpecSet(tuple(specs))
 
 
-def cross_reference(specs: list[Spec], documents: Mapping[str, YamlDocument]) -> list[Diagnostic]:
-    """Names unique per kind (within a team) and ``metadata.team`` naming a Team."""
+def _in_order(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    return sorted(diagnostics, key=lambda d: (d.position is None, d.position or ""))
+
+
+def _kind_of(doc: YamlDocument) -> object:
+    return doc.data.get("kind") if isinstance(doc.data, dict) else None
+
+
+def _name_of(doc: YamlDocument) -> list[str]:
+    """The name a document that failed to validate gives itself, if it gives one."""
+    metadata = doc.data.get("metadata") if isinstance(doc.data, dict) else None
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    return [name] if isinstance(name, str) else []
+
+
+def cross_reference(
+    specs: list[Spec], documents: Mapping[str, YamlDocument], broken_teams: Collection[str] = ()
+) -> list[Diagnostic]:
+    """Names unique per kind (within a team) and ``metadata.team`` naming a Team.
+
+    A team in ``broken_teams`` (its file is there but did not load) is reported where it is
+    written, so naming it is not an error a second time.
+    """
     diagnostics: list[Diagnostic] = []
-    teams = {spec.name for spec in specs if spec.kind == TEAM_KIND}
+    teams = {spec.name for spec in specs if spec.kind == TEAM_KIND} | set(broken_teams)
     seen: dict[str, Spec] = {}
     for spec in specs:
         doc = documents[spec.ref]

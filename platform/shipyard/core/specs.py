@@ -208,6 +208,9 @@ def _from_pydantic(doc: YamlDocument, prefix: FieldPath, error: ErrorDetails, mo
     if kind == "missing":
         return _diag(doc, "spec/missing-key", path, got="nothing", expected=f"required key '{loc[-1]}'", hint="add it")
     expected = _expected(error, _schema_at(model, loc).get("description", ""))
+    # A mapping as a whole (what a model validator checks across its fields) is pointed at by its
+    # key: the mapping's own position is its first child's line, which the problem is not about.
+    at_key = path in doc.keys and isinstance(_value_at(doc.data, path), dict)
     hint = ""
     if isinstance(value, bool) and "str" in kind:
         hint = "YAML reads yes/no/on/off/true/false as booleans; quote the value"
@@ -217,7 +220,9 @@ def _from_pydantic(doc: YamlDocument, prefix: FieldPath, error: ErrorDetails, mo
         ]
         close = difflib.get_close_matches(value, choices, n=1)
         hint = f"did you mean '{close[0]}'?" if close else ""
-    return _diag(doc, f"spec/{kind.replace('_', '-')}", path, got=_describe(value), expected=expected, hint=hint)
+    return _diag(
+        doc, f"spec/{kind.replace('_', '-')}", path, got=_describe(value), expected=expected, hint=hint, at_key=at_key
+    )
 
 
 def _expected(error: ErrorDetails, description: str) -> str:
@@ -298,6 +303,18 @@ def _document_loc(data: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...
 def _at(data: Any, path: FieldPath) -> Any:
     for part in path:
         data = data.get(part) if isinstance(data, dict) else None
+    return data
+
+
+def _value_at(data: Any, path: FieldPath) -> Any:
+    """The document's value at ``path``, through mappings and lists alike (None when absent)."""
+    for part in path:
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            return None
     return data
 
 

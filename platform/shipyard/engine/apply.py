@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from shipyard.core.plan import Plan, change_digest
@@ -184,7 +184,8 @@ class _Run:
             self.on_change(change)
             self.journal.record(stage.plan.hash, "begin", change.key)
             try:
-                _apply_one(self.registry, change, ctxs[change.plane], target, self.sleep)
+                ctx = replace(ctxs[change.plane], plan=stage.plan.hash, commit=stage.plan.commit)
+                _apply_one(self.registry, change, ctx, target, self.sleep)
             except ShipyardError as error:  # an applier's unexplained crash arrives here as ApplyError
                 self.journal.record(stage.plan.hash, "failed", change.key, str(error))
                 self.report.failed[change.key] = error.message

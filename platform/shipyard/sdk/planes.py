@@ -81,6 +81,10 @@ class DesiredContext:
     live: bool = True
     facts: Facts = field(default_factory=dict)
     providers: tuple[object, ...] = field(default=(), compare=False, repr=False)
+    #: While a change is applied: the hash of its plan and the commit that plan was made at, for the
+    #: provenance an applier records (``sdk.provenance``). Empty while planning: ``desired`` never reads them.
+    plan: str = ""
+    commit: str = ""
 
     def provider(self, service: type[S]) -> S:
         """The installed plane that offers ``service``, an SDK protocol such as ``OnlineFeatures``.

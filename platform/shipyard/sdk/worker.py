@@ -11,6 +11,15 @@ Example::
     worker = Worker("shipyard.planes.features.tasks")
     resources = worker.call("desired", root=str(root), teams=teams)
 
+Team code runs without the engine's secrets. On a pull request the teams' code is the PR
+author's, and a CI runner holds credentials, so a plane runs the work that imports team code
+for ``desired`` (compiling pipelines, reading Feast definitions) in a worker started with
+``scrubbed=True``: only the variables ``scrubbed_environment`` keeps (where programs, home,
+locale, time zone, temporary files and the virtual environment are) and ``TELEMETRY_OFF``
+reach it, never a cloud's, CI's or tracking server's credentials. Work that needs them
+(registry reads, Feast's apply, training runs) goes to a second worker of the same module
+with the full environment.
+
 The tasks module defines ``task_<method>(**params) -> JSON-able``. A task raises
 ``UserError`` for the user's mistakes; the engine re-raises it with the same
 message and hint.
@@ -40,7 +49,7 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -53,6 +62,45 @@ _LOG_TAIL = 4000
 _POSIX = os.name == "posix"
 
 
+#: What a worker that runs team code keeps of the engine's environment: what Python and the
+#: libraries need to start and read files, and nothing that grants access to anything.
+SCRUBBED_KEEP = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TMPDIR",
+        "TEMP",
+        "TMP",
+        "USER",
+        "LOGNAME",
+        "VIRTUAL_ENV",
+        "PYTHONPATH",  # where the engine's own packages are, when it runs from a source tree
+        "SYSTEMROOT",  # Windows: Python cannot start without it
+    }
+)
+SCRUBBED_PREFIXES = ("LC_",)
+#: Never kept, whatever the name's prefix: a credential's name usually says so.
+_CREDENTIAL = ("TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "KEY")
+
+
+def scrubbed_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The part of ``environ`` team code may see: the names in ``SCRUBBED_KEEP`` and the locale's ``LC_*``.
+
+    Pure: ``environ`` is read, never changed. Cloud, CI and tracking credentials (``AWS_*``,
+    ``GITHUB_*``, ``MLFLOW_TRACKING_*``, ``KUBECONFIG``, ``PULUMI_*``, any ``*TOKEN*``,
+    ``*SECRET*`` or ``*PASSWORD*``) are left out, as is everything not named.
+    """
+    return {
+        name: value
+        for name, value in environ.items()
+        if (name in SCRUBBED_KEEP or name.startswith(SCRUBBED_PREFIXES))
+        and not any(word in name.upper() for word in _CREDENTIAL)
+    }
+
+
 class WorkerError(InternalError):
     """The worker process died or answered something that is not the protocol."""
 
@@ -60,14 +108,16 @@ class WorkerError(InternalError):
 class Worker:
     """One worker process per tasks module, started on first use, stopped at exit.
 
-    It runs with the caller's environment as it is when the process starts; when a later call
-    finds that environment changed (other credentials or endpoints, in a process that runs
+    It runs with the caller's environment as it is when the process starts (with ``scrubbed``,
+    only what ``scrubbed_environment`` keeps of it: a worker that runs team code); when a later
+    call finds that environment changed (other credentials or endpoints, in a process that runs
     several commands), the process is started again, as libraries read it once.
     """
 
-    def __init__(self, module: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, module: str, env: dict[str, str] | None = None, *, scrubbed: bool = False) -> None:
         self.module = module
         self.env = env or {}
+        self.scrubbed = scrubbed
         self._process: subprocess.Popen[str] | None = None
         self._log: TextIO | None = None
         self._started_with: dict[str, str] = {}
@@ -78,7 +128,7 @@ class Worker:
         self._start()
 
     def _start(self) -> subprocess.Popen[str]:
-        env = os.environ | TELEMETRY_OFF | self.env
+        env = (scrubbed_environment(os.environ) if self.scrubbed else dict(os.environ)) | TELEMETRY_OFF | self.env
         if self._process is not None and (env != self._started_with or self._exited()):
             self.close()
         if self._process is None:

@@ -7,9 +7,18 @@
 
 Desired state comes from Feast itself (the repo parsed and planned by
 ``FeatureStore.plan`` in a worker process); the local target is observed from its
-Feast registry and applied with Feast's apply. On the local target, apply also
-materializes each view over an explicit window ending at the newest event in its
-data (a fact pinned into the plan), after the view's checks pass on all of it.
+Feast registry and applied with Feast's apply.
+
+Two workers. Reading the team's definitions (``features/<team>/*.py`` is team code, on
+a pull request the PR author's) and checking local data happen during plan in one
+started with a scrubbed environment (``Worker(..., scrubbed=True)``), which no credential
+or token reaches; registry reads, Feast's apply, materialization and online reads go to
+one with the full environment, started only for a plan that observes a registry
+(``pin``) or when first asked.
+
+On the local target, apply also materializes each view over an explicit window ending
+at the newest event in its data (a fact pinned into the plan), after the view's checks
+pass on all of it.
 
 The plane offers two SDK services: ``TrainingInputs`` (where a team's training run finds
 its data) and ``OnlineFeatures`` (a served model's features, for ``up``'s smoke request).
@@ -77,16 +86,21 @@ class FeaturesPlane(Plane):
     }
 
     def __init__(self) -> None:
+        #: Runs team code (the Feast definitions) and the data checks: no credentials reach it.
+        self.team_worker = Worker("shipyard.planes.features.tasks", scrubbed=True)
+        #: Reads and writes registries and online stores, with the engine's credentials.
         self.worker = Worker("shipyard.planes.features.tasks")
 
     def warm_up(self, root: Path) -> None:
         if (root / PLANE).is_dir():
-            self.worker.start()
+            self.team_worker.start()
 
     # -- pin and desired --------------------------------------------------------------------------
 
     def pin(self, ctx: DesiredContext, target: Target) -> Facts:
         """The newest event in each online view's local data: where its materialization window ends."""
+        if self._observes_registries(ctx, target):
+            self.worker.start()  # observe reads them: the worker imports Feast while desired is computed
         if not target.is_local:
             return {}
         found = self._parse(ctx)
@@ -96,7 +110,7 @@ class FeaturesPlane(Plane):
             for view, source in parsed["views"].items()
             if source in parsed["sources"]
         }
-        newest: dict[str, str | None] = self.worker.call("newest", uris=uris, root=str(ctx.root)) if uris else {}
+        newest: dict[str, str | None] = self.team_worker.call("newest", uris=uris, root=str(ctx.root)) if uris else {}
         return {"newest": dict(sorted(newest.items()))}
 
     def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
@@ -124,7 +138,7 @@ class FeaturesPlane(Plane):
         settings = {
             team: {"config": repo_config(store, team, ctx.root), "offline": offline_uri(store, team)} for team in teams
         }
-        found: dict[str, Any] = self.worker.call(
+        found: dict[str, Any] = self.team_worker.call(
             "desired", root=str(ctx.root), teams=settings, infra=ctx.environment == "local"
         )
         return found
@@ -148,7 +162,7 @@ class FeaturesPlane(Plane):
             path = data_path(ctx.root, store, team, check.spec)
             if "://" in path:
                 continue  # cloud data is checked by the environment's own jobs, not from a laptop
-            result = self.worker.call(
+            result = self.team_worker.call(
                 "check", path=path, expectations=expectations(check), sample_rows=check.spec.sample_rows
             )
             yield from check_findings(check, path, result, sampled=True)
@@ -167,6 +181,13 @@ class FeaturesPlane(Plane):
         store = feature_store(ctx.specs, target.name)
         configs = {team: repo_config(store, team, target.root) for team in _registered_teams(target.root, store)}
         return self._observed(configs, infra=True) + list(_records(target))
+
+    def _observes_registries(self, ctx: DesiredContext, target: Target) -> bool:
+        """Whether ``observe`` will read a Feast registry of ``target`` (so needs the full worker)."""
+        if not target.is_local:
+            return any((ctx.root / PLANE / t.name).is_dir() for t in ctx.specs.of_kind(TEAM.name))
+        store = ctx.specs.named(FEATURE_STORE.name, target.name)
+        return store is not None and bool(_registered_teams(target.root, store.spec))
 
     def _observed(self, configs: dict[str, dict[str, Any]], infra: bool) -> list[Resource]:
         found = self.worker.call("observe", teams=configs, infra=infra) if configs else {}
@@ -198,7 +219,7 @@ class FeaturesPlane(Plane):
         failures: list[Diagnostic] = []
         for check in (c for c in checks_of(ctx.specs, team) if window["featureView"] in c.spec.feature_views):
             path = data_path(target.root, store, team, check.spec)
-            result = self.worker.call("check", path=path, expectations=expectations(check), sample_rows=None)
+            result = self.team_worker.call("check", path=path, expectations=expectations(check), sample_rows=None)
             failures += check_findings(check, path, result, sampled=False)
         if failures:
             raise DataCheckFailed(failures, f"{team}/{window['featureView']} was not materialized")

@@ -3,7 +3,9 @@
 Used by the features worker (a sample during plan, everything before
 materialization) and by training pipelines (the gate before training). Each
 failure names the expectation, the column, how many rows broke it and a few of
-the values, so the report reads without opening GX's own output.
+the values, so the report reads without opening GX's own output. An expectation on
+a column the data does not have is not run: its failure names the missing column
+(``missingColumns``) and the columns the data has (``columns``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 import pandas as pd
 
 SAMPLE_VALUES = 5
+#: How many of the data's columns a missing-column report lists.
+LISTED_COLUMNS = 40
 
 
 def suite(expectations: list[dict[str, Any]], now: datetime | None = None) -> list[Any]:
@@ -68,7 +72,23 @@ def validate(
     )
     built = suite(expectations, now)
     failures = []
+    have = [str(c) for c in frame.columns]
     for index, (spec, expectation) in enumerate(zip(expectations, built, strict=True)):
+        named = [spec["column"]] if spec.get("column") else list(spec.get("columns", []))
+        missing = [c for c in named if c not in have]
+        if missing:
+            failures.append(
+                {
+                    "index": index,
+                    "expect": spec["expect"],
+                    "expectation": expectation.expectation_type,
+                    "column": ",".join(named),
+                    "rows": len(frame),
+                    "missingColumns": missing,
+                    "columns": sorted(have),
+                }
+            )
+            continue
         result = batch.validate(expectation)
         if result.success:
             continue
@@ -92,6 +112,15 @@ def validate(
 def describe(failure: dict[str, Any]) -> str:
     """One line for a report: what broke, how often, and what the bad values look like."""
     what = f"{failure['expectation']} on '{failure['column']}'" if failure["column"] else failure["expectation"]
+    if failure.get("missingColumns"):
+        missing = ", ".join(f"'{c}'" for c in failure["missingColumns"])
+        noun = "column" if len(failure["missingColumns"]) == 1 else "columns"
+        verb = "is" if len(failure["missingColumns"]) == 1 else "are"
+        columns = failure.get("columns") or []
+        listed = ", ".join(columns[:LISTED_COLUMNS]) + (
+            f", … ({len(columns)} in all)" if len(columns) > LISTED_COLUMNS else ""
+        )
+        return f"{what}: {noun} {missing} {verb} missing from the data (its columns: {listed or 'none'})"
     if failure.get("unexpectedCount") is not None:
         found = f"{failure['unexpectedCount']} of {failure['rows']} rows unexpected"
     elif failure.get("observed") is not None:

@@ -44,12 +44,15 @@ def check_findings(check: Spec, path: str, result: dict[str, Any], *, sampled: b
     for failure in result["failures"]:
         index = failure["index"]
         position = check.position("spec", "expectations", index)
+        hint = "the data breaks this expectation; fix the data upstream, or change the expectation in review"
+        if failure.get("missingColumns"):
+            hint = "name a column the data has, or add the column to the data upstream"
         yield Diagnostic(
             RULE,
             f"{check.team}/{check.name}: {describe(failure)} [{scope} of {path}]",
             position,
             f"spec.expectations[{index}]",
             Severity.ERROR,
-            hint="the data breaks this expectation; fix the data upstream, or change the expectation in review",
+            hint=hint,
             snippet=snippet(position),
         )

@@ -1,6 +1,8 @@
 """The features worker: everything that imports Feast or runs a team's feature definitions.
 
-Runs in its own process (``shipyard.sdk.worker``); the plane sends it plain JSON.
+Runs in its own process (``shipyard.sdk.worker``); the plane sends it plain JSON. The tasks
+that run team code for a plan (``task_desired``) and check local data are asked of a worker
+with a scrubbed environment (no credentials); registry reads and writes, of one with the engine's.
 Objects travel as Feast's own protos turned into dicts, minus the timestamps
 Feast stamps on them, so desired and observed compare field by field.
 """

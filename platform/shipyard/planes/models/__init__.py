@@ -27,6 +27,7 @@ empty lookup planned as a delete.
 
 from __future__ import annotations
 
+import difflib
 import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -40,7 +41,7 @@ from shipyard.planes.models.promotion import CanaryRolledBack, promote
 from shipyard.planes.models.registry import REJECTED_TAG, ModelRegistry, canary_passed, moved_here_by_shipyard
 from shipyard.planes.models.serving import probe
 from shipyard.planes.models.serving.local import LocalServing, Release
-from shipyard.planes.models.spec import ModelDeploymentSpec
+from shipyard.planes.models.spec import METRIC_GATE, ModelDeploymentSpec
 from shipyard.sdk import (
     Action,
     Applier,
@@ -152,6 +153,7 @@ class ModelsPlane(Plane):
                     hint="train a better version, or change the gates in review",
                 )
                 yield replace(found, rule="models/gates", severity=Severity.WARNING)
+            yield from _unlogged_gate_metrics(ctx, spec)
 
     # -- observe and apply: the local target (our servers) or a cloud one (cluster + registry) -----
 
@@ -239,6 +241,35 @@ def _pin_one(
     }, []
 
 
+def _unlogged_gate_metrics(ctx: DesiredContext, spec: Spec) -> Iterator[Diagnostic]:
+    """A gate on a metric none of the versions the plan read logged: a typo, or a metric the pipeline never logs.
+
+    A warning, not an error: a change may add the metric to the pipeline and the gate together.
+    """
+    facts = ctx.facts.get("deployments", {}).get(label(spec))
+    logged = {m for v in (facts or {}).get("versions", {}).values() for m in v["metrics"]}
+    if not logged:
+        return  # nothing trained yet (or planned from git alone): nothing to compare with
+    gates = spec.spec.gates
+    named = [(("spec", "gates", "metrics", i), METRIC_GATE.match(g)) for i, g in enumerate(gates.metrics)]
+    metrics: list[tuple[FieldPath, str]] = [(path, match.group(1)) for path, match in named if match is not None]
+    if gates.no_worse_than_current is not None:
+        metrics.append((("spec", "gates", "noWorseThanCurrent", "metric"), gates.no_worse_than_current.metric))
+    for path, metric in metrics:
+        if metric in logged:
+            continue
+        close = difflib.get_close_matches(metric, sorted(logged), n=1)
+        found = spec.diagnostic(
+            path,
+            got=f"a gate on '{metric}', which no version of {spec.spec.registered_model} logged",
+            expected=f"a metric its training runs log: {', '.join(sorted(logged))}",
+            hint=f"did you mean '{close[0]}'?"
+            if close
+            else "log it in the training pipeline, or gate on a metric it logs; until then no version passes",
+        )
+        yield replace(found, rule="models/gate-metric", severity=Severity.WARNING)
+
+
 def _serving(target: Target, spec: Spec) -> list[int]:
     """The versions the deployment's local model servers run (an interrupted canary leaves two)."""
     servers = LocalServing(target.state_dir, str(spec.team), spec.name).servers
@@ -256,6 +287,7 @@ def _version_facts(registry: ModelRegistry, spec: Spec, alias: str, version: int
         "movedByShipyard": moved_here_by_shipyard(found.tags, alias),
         "storage": registry.storage_uri(spec.spec.registered_model, version),
         "canaryPassed": canary_passed(found.tags, alias),
+        "provenance": found.provenance,
     }
 
 
@@ -308,7 +340,8 @@ def _promote_locally(change: Change, ctx: DesiredContext, target: Target) -> Non
                 f"{model} version {version} was rolled back after its canary ({canary.percent}% of traffic): "
                 + "; ".join(found),
                 hint=f"@{alias} stays on version {current}; version {version} is marked {REJECTED_TAG} "
-                "and is not tried again",
+                f"and is not tried again unless you promote it by hand: shipyard promote {change.scope}/{change.name} "
+                f"--version {version} --reason '...'",
             )
         return " after a canary"
 
@@ -382,7 +415,9 @@ def _registry(specs: SpecSet, target: Target) -> ModelRegistry | None:
             else f"check mlflow.trackingUri in platform/environments/{target.name}.yaml and the network"
         )
         _answers(uri, where)
-    return ModelRegistry(uri)
+    # Locally Shipyard runs the pipelines, so their runs carry its provenance tags: only their versions are
+    # candidates. A cloud's pipelines run in Kubeflow, which does not tag them (yet): README, "Threat model".
+    return ModelRegistry(uri, provenance=target.is_local)
 
 
 def _required_registry(specs: SpecSet, target: Target) -> ModelRegistry:

@@ -41,6 +41,8 @@ def promote_version(
 
     Who, when, why and the previous version are recorded as tags on the version, so
     `shipyard rollback` can go back. A failing gate is named and nothing moves (exit 1).
+    A version named with --version that a rollback or a failed canary rejected is a
+    candidate again once promoted; --reason is recorded with the rejection it clears.
     """
     spec, registry = _local_deployment(session, deployment, env)
     alias = alias or spec.spec.serve[env].alias
@@ -58,7 +60,12 @@ def promote_version(
                 if known
                 else "it has no versions yet: train it first (shipyard apply)",
             )
+    rejected = registry.rejected(model, version)
     previous = promote(registry, spec, alias, version, why=reason)
+    if rejected is not None:
+        # Named by hand, through the gates: the earlier verdict (a noisy canary, a rollback) no longer binds it.
+        registry.clear_rejection(model, version, reason)
+        click.echo(f"version {version} is a candidate again (it was rejected: {rejected}); recorded: {reason}")
     left = "nothing" if previous is None else f"version {previous}"
     click.echo(f"{model}@{alias} → version {version} (was {left}). Run `shipyard apply` to serve it.")
 

@@ -8,7 +8,8 @@ The facts are what ``pin`` read from the environment's registry, per deployment
      "versions": {"3": {...}, "4": {  # each version the decision may need
          "metrics": {"roc_auc": 0.81}, "dataChecks": ["transactions"], "datasets": ["fraud-holdout"],
          "movedByShipyard": false, "storage": "mlflow-artifacts:/1/models/m-4/artifacts",
-         "canaryPassed": null}},      # the version it passed a local canary beside (None: none)
+         "canaryPassed": null,        # the version it passed a local canary beside (None: none)
+         "provenance": {...}}},       # its run's provenance tags (None: not required, in clouds)
      "serving": [3, 4]}               # local target only: the versions its model servers run
 
 Git pins the version where ``serve.<env>.version`` says so; where it leaves it open, the
@@ -130,7 +131,13 @@ def rollout(deployment: ModelDeploymentSpec, facts: Mapping[str, Any] | None, ve
 def candidate(facts: Mapping[str, Any], version: int) -> Candidate:
     """A version's pinned facts as the gates read them."""
     found = facts["versions"][str(version)]
-    return Candidate(version, found["metrics"], frozenset(found["dataChecks"]), frozenset(found["datasets"]))
+    return Candidate(
+        version,
+        found["metrics"],
+        frozenset(found["dataChecks"]),
+        frozenset(found["datasets"]),
+        provenance=found.get("provenance"),
+    )
 
 
 def baseline(facts: Mapping[str, Any], current: int | None) -> Candidate | None:

@@ -11,6 +11,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from shipyard.planes.models.spec import METRIC_GATE, Gates
+from shipyard.sdk.provenance import missing
+
+#: Always on where provenance is required (the local target): see ``sdk.provenance``.
+PROVENANCE_GATE = "trained by a Shipyard pipeline run"
 
 _COMPARE: Mapping[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -29,6 +33,8 @@ class Candidate:
     data_checks: frozenset[str] = frozenset()  # DataChecks the run's gate passed
     datasets: frozenset[str] = frozenset()  # datasets the run logged as evaluation inputs
     tags: Mapping[str, str] = field(default_factory=dict)
+    #: The provenance tags of its run (``sdk.provenance``); None where provenance is not required.
+    provenance: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,15 @@ class GateFailure:
 def evaluate(gates: Gates, candidate: Candidate, current: Candidate | None) -> list[GateFailure]:
     """Every gate ``candidate`` fails; ``current`` is the version the alias serves now, if any."""
     failures = []
+    lacking = [] if candidate.provenance is None else missing(candidate.provenance)
+    if lacking:
+        failures.append(
+            GateFailure(
+                PROVENANCE_GATE,
+                f"version {candidate.version}'s run lacks {', '.join(lacking)}: it was registered by hand, "
+                "not by a pipeline run Shipyard applied",
+            )
+        )
     for gate in gates.metrics:
         match = METRIC_GATE.match(gate)
         assert match is not None  # the spec validated it

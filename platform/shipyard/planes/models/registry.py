@@ -16,10 +16,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shipyard.planes.models.gates import Candidate
+from shipyard.sdk.provenance import provenance
 
 TAG = "shipyard"
 DATA_CHECKS_TAG = f"{TAG}.data_checks"  # the training pipeline's gate records what it passed
 REJECTED_TAG = f"{TAG}.rejected"
+CLEARED_TAG = f"{TAG}.rejection_cleared"  # set when `promote --version` makes a rejected version a candidate again
 
 
 def _tag(alias: str, what: str) -> str:
@@ -38,11 +40,13 @@ def canary_passed(tags: Mapping[str, str], alias: str) -> int | None:
 
 
 class ModelRegistry:
-    def __init__(self, tracking_uri: str) -> None:
+    def __init__(self, tracking_uri: str, *, provenance: bool = False) -> None:
+        """``provenance``: versions are candidates only if their run carries Shipyard's provenance tags."""
         from mlflow import MlflowClient  # imported here: only the models plane needs it
 
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         self.uri = tracking_uri
+        self.provenance = provenance
 
     def alias(self, model: str, alias: str) -> int | None:
         """The version ``alias`` points at, or None (also when the model is not registered yet)."""
@@ -70,8 +74,10 @@ class ModelRegistry:
         metrics: dict[str, float] = {}
         checks: frozenset[str] = frozenset()
         datasets: frozenset[str] = frozenset()
+        origin: dict[str, str] = {}
         if found.run_id:
             run = self.client.get_run(found.run_id)
+            origin = provenance(run.data.tags)
             metrics = dict(run.data.metrics)
             checks = frozenset(filter(None, run.data.tags.get(DATA_CHECKS_TAG, "").split(",")))
             datasets = frozenset(
@@ -79,7 +85,9 @@ class ModelRegistry:
                 for d in (run.inputs.dataset_inputs if run.inputs else [])
                 if any(t.key == "mlflow.data.context" and t.value == "evaluation" for t in d.tags)
             )
-        return Candidate(version, metrics, checks, datasets, dict(found.tags or {}))
+        return Candidate(
+            version, metrics, checks, datasets, dict(found.tags or {}), origin if self.provenance else None
+        )
 
     def storage_uri(self, model: str, version: int) -> str:
         """Where the version's files are: what KServe's storage initializer downloads."""
@@ -115,6 +123,20 @@ class ModelRegistry:
     def reject(self, model: str, version: int, why: str) -> None:
         """Mark a version never to be promoted again automatically (a rollback does this)."""
         self.client.set_model_version_tag(model, str(version), REJECTED_TAG, why)
+
+    def rejected(self, model: str, version: int) -> str | None:
+        """Why ``version`` was rejected (a rollback, a failed canary), or None."""
+        tags = self.client.get_model_version(model, str(version)).tags or {}
+        return tags.get(REJECTED_TAG)
+
+    def clear_rejection(self, model: str, version: int, why: str) -> None:
+        """Make a rejected version a candidate again, recording who, when, why, and the rejection it clears."""
+        was = self.rejected(model, version)
+        if was is None:
+            return
+        record = f"{why} (by {_who()} at {datetime.now(UTC).isoformat(timespec='seconds')}; it was rejected: {was})"
+        self.client.set_model_version_tag(model, str(version), CLEARED_TAG, record)
+        self.client.delete_model_version_tag(model, str(version), REJECTED_TAG)
 
 
 def _who() -> str:

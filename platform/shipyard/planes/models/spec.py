@@ -23,10 +23,22 @@ class Resources(SpecModel):
         default=None, pattern=NAME_PATTERN, description="The GPU node pool replicas run on (infra node pool name)"
     )
 
+    @model_validator(mode="after")
+    def _gpu_on_a_pool(self) -> Resources:
+        if self.gpu and not self.gpu_pool:
+            raise ValueError("resources.gpu needs resources.gpuPool: the node pool the replicas are scheduled on")
+        return self
+
 
 class Replicas(SpecModel):
     min: int = Field(default=1, ge=0, le=100, description="Fewest replicas (0 lets Serverless scale to zero)")
     max: int = Field(default=3, ge=1, le=100, description="Most replicas")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Replicas:
+        if self.min > self.max:
+            raise ValueError(f"replicas.min ({self.min}) is more than replicas.max ({self.max})")
+        return self
 
 
 class Autoscaling(SpecModel):
@@ -48,6 +60,12 @@ class Canary(SpecModel):
     )
     max_latency_ratio: float = Field(
         default=1.5, gt=0, description="Highest canary p95 latency accepted, as a multiple of the stable one's"
+    )
+    max_latency_increase_ms: float = Field(
+        default=10.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="A p95 above the ratio is a regression only if it is also this many milliseconds slower",
     )
 
 
@@ -161,10 +179,6 @@ class ModelDeploymentSpec(SpecModel):
             raise ValueError("runtime 'custom' needs an image")
         if self.runtime != "custom" and self.image:
             raise ValueError(f"image is only for runtime 'custom'; KServe picks the {self.runtime} server")
-        if self.resources.gpu and not self.resources.gpu_pool:
-            raise ValueError("resources.gpu needs resources.gpuPool: the node pool the replicas are scheduled on")
-        if self.replicas.min > self.replicas.max:
-            raise ValueError(f"replicas.min ({self.replicas.min}) is more than replicas.max ({self.replicas.max})")
         if self.replicas.min == 0 and self.mode != "Serverless":
             raise ValueError("replicas.min 0 (scale to zero) needs mode Serverless")
         for environment, serve in self.serve.items():

@@ -3,10 +3,18 @@
 ``pipelines/<team>/<name>/pipeline.yaml`` (kind ``Pipeline``) names the KFP code beside
 it, its parameters, schedule, experiment and GPU needs. Desired state is the
 compiled IR (compiled by a worker process, so team code never runs in the engine),
-summarised for review. On the local target, apply registers the version in a local
-pipeline registry (``.shipyard/local/pipelines/``) and runs it with the KFP local
-SubprocessRunner; schedules are recorded there, and only a cluster runs them. On a
-cloud target, apply uploads the version to the environment's Kubeflow Pipelines and
+summarised for review. That worker starts with a scrubbed environment (``Worker(...,
+scrubbed=True)``): the team's code runs during plan, on a pull request the PR author's,
+and sees no credential or token of the engine's; training runs in apply go to a second
+worker with the full environment.
+
+On the local target, apply registers the version in a local pipeline registry
+(``.shipyard/local/pipelines/``) and runs it with the KFP local SubprocessRunner;
+schedules are recorded there, and only a cluster runs them. So a change that moves only
+fields a run does not read (the schedule, the owner) is recorded without a run: which
+changes run is a pure function of the reviewed Change, its field diffs
+(``runs_training``), never of anything the applier finds at apply time. On a cloud
+target, apply uploads the version to the environment's Kubeflow Pipelines and
 keeps its recurring run in step with the schedule (``kubeflow.py``).
 
 A local run is tagged in MLflow with the change it executes (``_identity``): an apply
@@ -42,6 +50,7 @@ from shipyard.sdk import (
     UserError,
     content_digest,
     hookimpl,
+    provenance,
 )
 from shipyard.sdk.platform import TEAM, environment, namespace_of, team_namespace, tracking
 from shipyard.sdk.services import TrainingInputs, unknown_gpu_pool
@@ -58,9 +67,13 @@ PIPELINE = Kind(
 #: The compiled IR travels in the Resource's payload for the applier, which runs exactly it;
 #: the summary in its body (the IR's digest included) is what a reviewer reads and the diff compares.
 COMPILED = "compiled"
-#: MLflow tags on every run a local pipeline run starts: the change's key, and the digest of the change.
-CHANGE_TAG = "shipyard.change"
-DIGEST_TAG = "shipyard.change.digest"
+#: MLflow tags naming the training a change asks for (its key, and the digest of the change): how a resumed
+#: apply finds the runs it made. With the plan, the commit and the pipeline's digest they are the
+#: provenance every run of a local pipeline run carries (``sdk.provenance``).
+CHANGE_TAG = provenance.CHANGE
+DIGEST_TAG = provenance.CHANGE_DIGEST
+#: Fields of a Pipeline's body a local run does not read: a change to these alone is recorded, not run.
+NOT_RUN = frozenset({"schedule", "owner"})
 
 
 class PipelinesPlane(Plane):
@@ -68,11 +81,14 @@ class PipelinesPlane(Plane):
     order = 40
 
     def __init__(self) -> None:
+        #: Imports team code (compile): no credentials reach it.
+        self.team_worker = Worker("shipyard.planes.pipelines.tasks", scrubbed=True)
+        #: Runs training (apply), which needs the tracking server's credentials: started when first asked.
         self.worker = Worker("shipyard.planes.pipelines.tasks")
 
     def warm_up(self, root: Path) -> None:
         if (root / PLANE).is_dir():
-            self.worker.start()
+            self.team_worker.start()
 
     def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
         compiled = self.compile(ctx.root, ctx.specs)
@@ -105,7 +121,7 @@ class PipelinesPlane(Plane):
             }
             for s in pipelines
         ]
-        results = self.worker.call("compile", root=str(root), pipelines=items) if items else []
+        results = self.team_worker.call("compile", root=str(root), pipelines=items) if items else []
         problems = [d for spec, result in zip(pipelines, results, strict=True) for d in _problems(spec, result)]
         if problems:
             raise SpecError(problems)
@@ -166,6 +182,9 @@ class PipelinesPlane(Plane):
         if change.action is Action.DELETE or change.desired is None:
             _registry(target).delete(change.key)
             return
+        if not runs_training(change):
+            _registry(target).put(change.desired)  # a new schedule: recorded; only a cluster runs it
+            return
         compiled = change.desired.payload[COMPILED]
         # The version is kept first; the pipeline counts as applied only once its run succeeds,
         # so a failed run is tried again by the next apply.
@@ -183,6 +202,11 @@ class PipelinesPlane(Plane):
                 pipeline_root=str(target.state_dir / PLANE / "runs"),
                 identity=_identity(change, target),
                 tracking_uri=tracking(ctx.specs, target).uri,
+                tags={
+                    provenance.PLAN: ctx.plan,
+                    provenance.COMMIT: ctx.commit,
+                    provenance.PIPELINE_DIGEST: content_digest(compiled),
+                },
             )
         except UserError as error:
             raise UserError(f"{change.key}: {error.message}", hint=error.hint) from error
@@ -190,6 +214,18 @@ class PipelinesPlane(Plane):
         # next change's identity, so a crash between the two cannot make this change look new.
         _registry(target).put(change.desired)
         _record_run(target, change.key, content_digest(compiled), result)
+
+
+def runs_training(change: Change) -> bool:
+    """Whether applying ``change`` to the local target runs the pipeline; decided by the Change alone.
+
+    A new pipeline runs; an update runs unless every field it changes is one a run does not
+    read (``NOT_RUN``: the schedule, which only a cluster runs, and the owner). The plan shows
+    those diffs, so what a reviewer reads is what decides.
+    """
+    if change.action is Action.CREATE:
+        return True
+    return change.action is Action.UPDATE and any(not d.path or d.path[0] not in NOT_RUN for d in change.diffs)
 
 
 def _publish(change: Change, ctx: DesiredContext, target: Target) -> None:

@@ -1,7 +1,8 @@
 """The pipelines worker: imports the teams' KFP code, compiles it, and runs it with the KFP local runner.
 
 Runs in its own process (``shipyard.sdk.worker``), so team code never runs inside
-the engine. Each pipeline module is loaded under a private name and forgotten
+the engine; ``task_compile`` is asked of a worker with a scrubbed environment (no
+credentials), ``task_run`` of one with the engine's. Each pipeline module is loaded under a private name and forgotten
 afterwards, so two teams' ``pipeline.py`` never see each other.
 
 A local run carries the identity of the change it executes: every MLflow run its tasks
@@ -177,12 +178,14 @@ def task_run(
     pipeline_root: str,
     identity: dict[str, str] | None = None,
     tracking_uri: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run a compiled pipeline with the KFP local SubprocessRunner; each task is a child process.
 
     With an ``identity`` (the change's MLflow tags) and the ``tracking_uri`` it logs to, a run
     this change already made is found first: the versions it registered are adopted (returned
-    as ``adopted``) and nothing is run again.
+    as ``adopted``) and nothing is run again. ``tags`` go on every run beside the identity's
+    (the plan, commit and pipeline digest of its provenance), without being part of it.
     """
     if identity and tracking_uri:
         try:
@@ -194,7 +197,7 @@ def task_run(
             ) from error
         if earlier is not None:
             return {"outputs": {}, "adopted": earlier}
-        ir = _with_env(ir, {RUN_CONTEXT: json.dumps(_run_context(identity))})
+        ir = _with_env(ir, {RUN_CONTEXT: json.dumps(_run_context(identity | (tags or {})))})
 
     from kfp import components, local
 

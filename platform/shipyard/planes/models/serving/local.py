@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shipyard.planes.models.serving.analysis import Window, problems
+from shipyard.planes.models.serving.analysis import Problem, Window, problems, settle
 from shipyard.planes.models.spec import Canary
 from shipyard.sdk import processes
 from shipyard.sdk.errors import StalePlanError, UserError
@@ -140,15 +140,20 @@ class LocalServing:
         # Warmed up first, directly: a fresh server's first answers (lazy imports, first connections)
         # are slow for reasons no user would see twice, and must not decide the latency verdict.
         probe(candidate.process.url, WARM_UP_REQUESTS)
-        # A new window: the router's counters start again, whatever an earlier canary had sent.
-        self._route([(stable, 100 - canary.percent), (candidate, canary.percent)])
+        routes = [(stable, 100 - canary.percent), (candidate, canary.percent)]
+        self._route(routes)
         for other in [s for s in self.servers if s not in (stable, candidate)]:
             self._retire(other)
-        assert self.url is not None
-        # Enough probes through the router that the canary alone answers canary.requests of them.
-        probe(self.url, math.ceil(canary.requests * 100 / canary.percent))
-        windows = self._windows()
-        found = problems(canary, windows[stable.backend], windows[candidate.backend])
+
+        def window() -> list[Problem]:
+            self._route(routes)  # a new window: the router's counters start again
+            assert self.url is not None
+            # Enough probes through the router that the canary alone answers canary.requests of them.
+            probe(self.url, math.ceil(canary.requests * 100 / canary.percent))
+            windows = self._windows()
+            return problems(canary, windows[stable.backend], windows[candidate.backend])
+
+        found = [str(p) for p in settle(window)]
         decided(found)
         keep, drop = (stable, candidate) if found else (candidate, stable)
         self._route([(keep, 100)])

@@ -12,6 +12,7 @@ MLflow models, and pyfunc loads sklearn, xgboost and custom ones alike.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import socket
 import uuid
@@ -27,61 +28,114 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from kserve.protocol.rest.server import RESTServer
 
+from shipyard.planes.models.serving.inputs import BadInput, Column, Tensor, columns_of, v1_frame, v2_frame
+
 
 class RegisteredModel(kserve.Model):  # type: ignore[misc]  # kserve ships no type hints
-    """An MLflow model version answering KServe V1 (``instances``) and V2 (tensors) requests."""
+    """An MLflow model version answering KServe V1 (``instances``) and V2 (tensors) requests.
+
+    A request is checked against the model's signature (``inputs``) before the model sees it:
+    what the signature does not describe is a 400 naming the field, not a guess.
+    """
 
     def __init__(self, name: str, model_uri: str) -> None:
         super().__init__(name)
         self.model_uri = model_uri
-        self.columns: list[str] | None = None
-        self.floats: dict[str, Any] = {}
+        self.columns: list[Column] | None = None
 
     def load(self) -> bool:
         import mlflow.pyfunc
 
         self.model = mlflow.pyfunc.load_model(self.model_uri)
-        schema = self.model.metadata.get_input_schema()
-        self.columns = schema.input_names() if schema is not None and schema.has_input_names() else None
-        # Floating-point columns by the signature: JSON says 14 where the model wants 14.0.
-        self.floats = {
-            name: kind.to_numpy()
-            for name, kind in zip(self.columns or [], schema.input_types() if self.columns else [], strict=True)
-            if hasattr(kind, "to_numpy") and kind.to_numpy().kind == "f"
-        }
+        self.columns = columns_of(self.model.metadata.get_input_schema())
         self.ready = True
         return True
 
     def predict(self, payload: Any, headers: Any = None, response_headers: Any = None) -> Any:
-        if isinstance(payload, InferRequest):
-            result = self._predict(payload.as_dataframe())
-            output = InferOutput("predictions", list(result.shape), "FP64")
-            output.set_data_from_numpy(result, binary_data=False)
-            # A V2 request may leave out its id; the response must still carry one.
-            return InferResponse(payload.id or str(uuid.uuid4()), self.name, [output])
-        instances = payload.get("instances") if isinstance(payload, dict) else None
-        if not isinstance(instances, list) or not instances:
-            raise InvalidInput('a V1 request is {"instances": [...]} with at least one instance')
-        try:  # rows as objects ({column: value}) or as lists in the signature's column order
-            named = isinstance(instances[0], dict)
-            frame = pd.DataFrame(instances) if named else pd.DataFrame(instances, columns=self.columns)
-        except ValueError as error:
-            raise InvalidInput(f"the instances do not match the model's columns {self.columns}: {error}") from error
-        return {"predictions": self._predict(frame).tolist()}
+        try:
+            if isinstance(payload, InferRequest):
+                tensors = [Tensor(i.name, i.shape, i.datatype, i.data) for i in payload.inputs]
+                result = self._predict(v2_frame(self.columns, tensors))
+                output = InferOutput("predictions", list(result.shape), "FP64")
+                output.set_data_from_numpy(result, binary_data=False)
+                # A V2 request may leave out its id; the response must still carry one.
+                return InferResponse(payload.id or str(uuid.uuid4()), self.name, [output])
+            if not isinstance(payload, dict):  # JsonBodies lets only JSON through; a JSON array, say
+                raise BadInput(f'a V1 request is {{"instances": [...]}}; this one is a JSON {type(payload).__name__}')
+            return {"predictions": self._predict(v1_frame(self.columns, payload.get("instances"))).tolist()}
+        except BadInput as error:
+            raise InvalidInput(str(error)) from error
 
     def _predict(self, frame: pd.DataFrame) -> np.ndarray:
         from mlflow.exceptions import MlflowException
-
-        # Integers where the signature has floats are widened, as MLflow's own scoring server does
-        # when it parses JSON; its schema check refuses int64 → float64 otherwise.
-        widened = {c: t for c, t in self.floats.items() if c in frame and frame[c].dtype.kind in "iub"}
-        frame = frame.astype(widened) if widened else frame
 
         try:
             return np.asarray(self.model.predict(frame), dtype=np.float64)
         except MlflowException as error:  # the signature check: the caller's input is wrong (400)
             raise InvalidInput(f"the model cannot score this input: {error.message}") from error
         # Anything else the model raises is the server's fault: KServe answers 500.
+
+
+#: Content types KServe decodes as JSON (its dataplane's JSON_HEADERS), compared without parameters.
+JSON_TYPES = (b"application/json", b"application/cloudevents+json", b"application/ld+json")
+
+
+class JsonBodies:
+    """ASGI middleware: a request body is JSON, said so by its content type, or the answer is a 400 saying that.
+
+    KServe hands a body of any other content type to the model as raw bytes (V1) or reads it
+    as V2's binary tensor format, and answers with a message about something else. It also
+    compares the whole header, so ``application/json; charset=utf-8`` counted as not JSON:
+    the parameters are dropped here before KServe looks. A binary V2 request (its
+    ``inference-header-content-length`` header) passes as it is.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT"):
+            headers = [(key.lower(), value) for key, value in scope["headers"]]
+            given = next((value for key, value in headers if key == b"content-type"), None)
+            binary = any(key == b"inference-header-content-length" for key, _ in headers)
+            if given is not None and not binary:
+                media = given.split(b";")[0].strip().lower()
+                if media not in JSON_TYPES:
+                    await _refuse(send, given.decode("latin-1"))
+                    return
+                kept = [(k, v) for k, v in headers if k != b"content-type"]
+                scope = dict(scope, headers=[*kept, (b"content-type", media)])
+        await self.app(scope, receive, send)
+
+
+class InferenceOnly:
+    """ASGI middleware: KServe's model repository calls (``/v2/repository/models/<name>/load|unload``) are refused.
+
+    This server serves the one version it was started with, and nothing of Shipyard's loads or
+    unloads models; left open, any local process could unload the model and fail every request.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and str(scope["path"]).startswith("/v2/repository/"):
+            message = "this model server serves the one version it was started with; it does not load or unload models"
+            await _answer(send, 403, message)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _refuse(send: Any, content_type: str) -> None:
+    message = f"the request's content type is {content_type!r}; its body is JSON, sent as application/json"
+    await _answer(send, 400, message)
+
+
+async def _answer(send: Any, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def serve(name: str, model_uri: str, listening: socket.socket) -> None:
@@ -95,6 +149,10 @@ def serve(name: str, model_uri: str, listening: socket.socket) -> None:
     # ModelServer, which configures KServe's logging.
     for chatty in ("uvicorn.access", "kserve.trace"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
+    from kserve.model_server import app  # the app RESTServer serves (FASTAPI_APP_IMPORT_STRING)
+
+    app.add_middleware(JsonBodies)
+    app.add_middleware(InferenceOnly)
     rest = RESTServer(FASTAPI_APP_IMPORT_STRING, server.dataplane, server.model_repository_extension, 0)
     rest.run(sockets=[listening])
 
