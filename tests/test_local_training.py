@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -137,6 +138,7 @@ def _register_like_the_champion(mlflow_server: str, model_code: Path | None = No
     """A new version with the champion's metrics, checks and evaluation set: the champion's model again,
     or the pyfunc model in ``model_code`` (MLflow's models-from-code)."""
     import mlflow
+    import mlflow.artifacts
     import mlflow.data
     import pandas as pd
     from mlflow import MlflowClient
@@ -149,17 +151,25 @@ def _register_like_the_champion(mlflow_server: str, model_code: Path | None = No
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", mlflow_server)  # not set_tracking_uri: that would outlive the test
         signature = get_model_info(uri).signature
-        with mlflow.start_run(experiment_id=run.info.experiment_id) as new:
+        with mlflow.start_run(experiment_id=run.info.experiment_id):
             mlflow.log_metrics(run.data.metrics)
             # Its tags, the pipeline run's provenance among them: a version as a Shipyard pipeline run makes one.
             mlflow.set_tags({k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")})
             holdout = mlflow.data.from_pandas(pd.DataFrame({"is_fraud": [0, 1]}), name="fraud-holdout")
             mlflow.log_input(holdout, context="evaluation")
-            if model_code is None:  # the champion's model files again, as a new version from this run
-                return int(client.create_model_version(MODEL, champion.source, run_id=new.info.run_id).version)
-            info = mlflow.pyfunc.log_model(
-                name="model", python_model=str(model_code), registered_model_name=MODEL, signature=signature
-            )
+            with tempfile.TemporaryDirectory() as scratch:
+                artifacts = {}
+                if model_code is None:  # the champion's model again: its code and its estimator, logged anew
+                    files = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=scratch))
+                    model_code = files / "fraud_probability.py"
+                    artifacts = {"estimator": str(next(files.rglob("estimator.pkl")))}
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=str(model_code),
+                    artifacts=artifacts or None,
+                    registered_model_name=MODEL,
+                    signature=signature,
+                )
     return int(info.registered_model_version)
 
 

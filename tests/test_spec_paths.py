@@ -174,3 +174,32 @@ def test_the_snippet_window_keeps_the_caret_under_the_problem() -> None:
     # a short line is quoted as it is
     short = format_diagnostic(Diagnostic("yaml/syntax", "got this", SourcePosition("f.yaml", 1, 4), snippet="a: b"))
     assert short.splitlines()[1:] == ["  1 | a: b", "    |    ^"]
+
+
+@pytest.mark.parametrize(
+    ("link", "plane"),
+    [
+        ("pipelines/fraud/train/pipeline.py", "pipelines"),  # the module KFP compiles
+        ("pipelines/fraud/train/helpers.py", "pipelines"),  # a module beside it, which it could import
+        ("features/fraud/features.py", "features"),  # the definitions Feast reads
+        ("features/fraud/more", "features"),  # a linked folder in the team's Feast repository
+        ("Pulumi.dev.yaml", "infra"),  # an infra stack's config
+    ],
+)
+def test_a_link_among_the_files_a_plane_reads_is_refused_without_reading_it(
+    tmp_path: Path, shipyard: Callable[..., Result], link: str, plane: str
+) -> None:
+    from conftest import example_repo
+
+    root = example_repo(tmp_path)
+    secret = _outside(root, "secrets.py", f'raise SystemExit("TOKEN={SECRET}")\n{SECRET} = 1 +\n')
+    path = root / link
+    path.unlink(missing_ok=True)
+    path.symlink_to(secret.parent if link.endswith("more") else secret)
+    target = ["--target", "dev"] if plane == "infra" else ["--target", "base:HEAD"]
+    result = shipyard("plan", "--plane", plane, *target, "--format", "json", repo=root)
+    assert result.code == 1, result.out + result.err
+    assert SECRET not in result.out + result.err
+    found = [d for d in json.loads(result.out)["diagnostics"] if d["rule"] == "spec/symlink"]
+    assert [d["file"] for d in found] == [link]
+    assert "outside the repository" in found[0]["message"]

@@ -63,7 +63,7 @@ def platform(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     holds = tmp_path / "holds"
     holds.mkdir()
     pipeline = "pipelines/fraud/train/pipeline.py"
-    docstring = '    """Log the run (parameters, metrics, model) to MLflow and register it as a new model version."""\n'
+    docstring = '    almost nothing at a 5 % base rate.\n    """\n'  # the end of the register step's docstring
     edit(root, pipeline, docstring, docstring + HOLD.format(holds=str(holds)))
     registered = '        )\n    return f"{registered_model} version'
     edit(root, pipeline, registered, '        )\n        _hold("registered")\n    return f"{registered_model} version')

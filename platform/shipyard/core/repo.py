@@ -10,15 +10,15 @@ it would load.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 from shipyard.core.specs import validate_document
-from shipyard.core.yamlsource import YamlDocument, clip, read_yaml
+from shipyard.core.yamlsource import YamlDocument, read_yaml
 from shipyard.sdk.errors import SpecError
+from shipyard.sdk.files import linked
 from shipyard.sdk.kinds import Kind, Spec, SpecSet
-from shipyard.sdk.model import Diagnostic, SourcePosition
+from shipyard.sdk.model import Diagnostic
 
 TEAM_KIND = "Team"
 
@@ -34,40 +34,6 @@ def spec_files(root: Path, kinds: Iterable[Kind]) -> list[Path]:
         for pattern in kind.globs:
             found.update(path for path in root.glob(pattern) if path.is_symlink() or path.is_file())
     return sorted(found)
-
-
-def linked(root: Path, path: Path) -> Diagnostic | None:
-    """Why ``path`` (under ``root``) is not a regular file inside the repository, or None when it is.
-
-    Only the part of ``path`` below ``root`` counts: a checkout reached through a link is fine.
-    Nothing is read; the message says where a link points only when that is inside the repository
-    (its repo-relative path), since a path outside it can itself be private.
-    """
-    real_root = Path(os.path.realpath(root))
-    parts = path.relative_to(root).parts
-    for depth in range(1, len(parts) + 1):
-        step = root.joinpath(*parts[:depth])
-        if step.is_symlink():
-            return _refused(real_root, step, Path(*parts[:depth]).as_posix())
-    if not Path(os.path.realpath(path)).is_relative_to(real_root):  # pragma: no cover - a race with a link
-        return _refused(real_root, path, Path(*parts).as_posix())
-    return None
-
-
-def _refused(real_root: Path, link: Path, display: str) -> Diagnostic:
-    target = Path(os.path.realpath(link))  # never raises, loops included
-    where = (
-        f"to {clip(target.relative_to(real_root).as_posix(), 200)}"
-        if target.is_relative_to(real_root)
-        else "outside the repository"
-    )
-    return Diagnostic.mismatch(
-        "spec/symlink",
-        got=f"a symbolic link {where}",
-        expected="a regular file inside the repository",
-        position=SourcePosition(display),
-        hint="replace the link with the file itself",
-    )
 
 
 def load_specs(root: Path, kinds: Mapping[str, Kind]) -> SpecSet:

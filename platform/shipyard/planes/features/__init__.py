@@ -47,11 +47,13 @@ from shipyard.sdk import (
     Plane,
     Resource,
     Spec,
+    SpecError,
     SpecSet,
     Target,
     content_digest,
     hookimpl,
 )
+from shipyard.sdk.files import links_under
 from shipyard.sdk.platform import TEAM
 from shipyard.sdk.store import ResourceStore
 from shipyard.sdk.worker import Worker
@@ -134,6 +136,10 @@ class FeaturesPlane(Plane):
         teams = [t.name for t in ctx.specs.of_kind(TEAM.name) if (ctx.root / PLANE / t.name).is_dir()]
         if not teams:
             return {}
+        # Feast reads the whole folder: a link in it could make it echo any file.
+        links = [d for team in teams for d in links_under(ctx.root, ctx.root / PLANE / team)]
+        if links:
+            raise SpecError(links)
         store = feature_store(ctx.specs, ctx.environment)
         settings = {
             team: {"config": repo_config(store, team, ctx.root), "offline": offline_uri(store, team)} for team in teams

@@ -17,6 +17,7 @@ from shipyard.core.specs import model_diagnostics
 from shipyard.core.yamlsource import YamlDocument, read_yaml
 from shipyard.planes.infra.prices import PRICES, gpus_of
 from shipyard.sdk import Diagnostic, SourcePosition, Spec, SpecError, SpecModel
+from shipyard.sdk.files import linked
 
 CONFIG_KEY = "shipyard:platform"
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,38}$")]
@@ -145,6 +146,9 @@ def stacks(root: Path) -> list[str]:
 def load_stack(root: Path, stack: str) -> StackConfig:
     """The stack's checked config; SpecError with every problem at its line otherwise."""
     path = stack_file(root, stack)
+    link = linked(root, path)
+    if link is not None:
+        raise SpecError([link])
     documents, problems = read_yaml(path, path.name)
     if problems:
         raise SpecError(problems)

@@ -52,6 +52,7 @@ from shipyard.sdk import (
     hookimpl,
     provenance,
 )
+from shipyard.sdk.files import linked, links_under
 from shipyard.sdk.platform import TEAM, environment, namespace_of, team_namespace, tracking
 from shipyard.sdk.services import TrainingInputs, unknown_gpu_pool
 from shipyard.sdk.store import ResourceStore
@@ -109,6 +110,12 @@ class PipelinesPlane(Plane):
     def compile(self, root: Path, specs: SpecSet) -> dict[tuple[str, str], str]:
         """Fresh IR per (team, pipeline), compiled in the worker; a spec that does not fit its code is a SpecError."""
         pipelines = specs.of_kind(PIPELINE.name)
+        # KFP imports the pipeline's folder: a link in it could make the compiler echo any file.
+        folders = sorted({(root / s.source.file).parent for s in pipelines})
+        links = [d for folder in folders for d in links_under(root, folder)]
+        links += filter(None, (linked(root, (root / s.source.file).parent / s.spec.source) for s in pipelines))
+        if links:
+            raise SpecError(list({str(d.position): d for d in links}.values()))
         items = [
             {
                 "team": s.team,
