@@ -75,7 +75,7 @@ def test_validate_json(shipyard: Run, repo: Path) -> None:
     result = shipyard("validate", "--format", "json", repo=repo)
     assert result.code == 1
     (finding,) = json.loads(result.out)["diagnostics"]
-    assert (finding["rule"], finding["line"], finding["key"]) == ("tenancy/reserved-namespace", 8, "spec.namespace")
+    assert (finding["rule"], finding["line"], finding["key"]) == ("SY-TEN-001", 8, "spec.namespace")
 
 
 def test_advisory_policies_warn_but_pass(shipyard: Run, repo: Path) -> None:
@@ -122,7 +122,7 @@ def test_mandatory_policy_stops_apply(shipyard: Run, repo: Path) -> None:
     write(repo, {"platform/teams/search.yaml": team_yaml("search", namespace="fraud")})
     plan = shipyard("plan", repo=repo)
     assert plan.code == 1
-    assert "tenancy/unique-namespace" in plan.err
+    assert "SY-TEN-002" in plan.err
     apply = shipyard("apply", repo=repo)
     assert apply.code == 1
     assert not (repo / ".shipyard" / "local" / "tenancy").exists()

@@ -70,13 +70,13 @@ def test_a_root_cause_comes_before_the_findings_that_depend_on_others(
     ("old", "new", "where", "message"),
     [
         (
-            "min: 1\n    max: 4",
+            "min: 2\n    max: 4",
             "min: 5\n    max: 2",
             f"{MODEL}:20:3: spec.replicas:",
             "replicas.min (5) is more than replicas.max (2)",
         ),
         (
-            "  replicas:\n    min: 1\n    max: 4",
+            "  replicas:\n    min: 2\n    max: 4",
             "  replicas: {min: 5, max: 2}",
             f"{MODEL}:20:3: spec.replicas:",
             "replicas.min (5) is more than replicas.max (2)",

@@ -26,7 +26,7 @@ def test_builtin_and_third_party_plugins_are_found_by_entry_point() -> None:
         "0.3.0",
         ("VectorIndex",),
     )
-    assert vectordb.policies == ("vectordb/prod-replicas",)
+    assert vectordb.policies == ("VDB-IDX-001",)
     assert set(registry.kinds) >= {"Team", "VectorIndex"}
 
 

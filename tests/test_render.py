@@ -67,7 +67,7 @@ def sample_findings() -> list[Diagnostic]:
             snippet="    gpus: 4",
         ),
         Diagnostic(
-            "tenancy/gpu-needs-budget",
+            "SY-TEN-003",
             "got a budget of 0, expected a budget, with commas, colons: and 100% | pipes",
             SourcePosition("platform/teams/x.yaml", 3, 1),
             severity=Severity.WARNING,

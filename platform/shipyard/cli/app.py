@@ -21,6 +21,7 @@ BUILT_IN = {
     "validate": "specs",
     "schema": "specs",
     "plugins": "specs",
+    "policies": "specs",
     "version": "specs",
     "plan": "plans",
     "apply": "plans",

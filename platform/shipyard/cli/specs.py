@@ -79,6 +79,43 @@ def plugins(session: Session, fmt: str) -> None:
 
 
 @click.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", help=FORMAT_HELP)
+@pass_session
+def policies(session: Session, fmt: str) -> None:
+    """List every rule in force: id, title, target, enforcement, upstream references, origin.
+
+    Rules come from the built-in planes, installed plugins, and the repository's own
+    policies/*.py. Exceptions to them are in policies/waivers.yaml.
+    """
+    from shipyard.engine.policies import rules_in_force
+
+    rules = rules_in_force(session.registry, session.root)
+    rows = [
+        {
+            "id": p.id,
+            "title": p.summary,
+            "target": p.target,
+            "enforcement": p.enforcement,
+            "references": list(p.references),
+            "origin": rules.origins.get(p.id, "?"),
+            "hint": p.hint,
+        }
+        for p in sorted(rules.policies, key=lambda p: p.id)
+    ]
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.table import Column, Table
+
+    table = Table(Column("id", no_wrap=True), "title", "target", "enforcement", "references", "origin", box=None)
+    for p in sorted(rules.policies, key=lambda p: p.id):
+        table.add_row(p.id, p.summary, p.target, p.enforcement, ", ".join(p.references) or "-", rules.origins[p.id])
+    console().print(table)
+
+
+@click.command()
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),

@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from shipyard.core.policies import run_policies
 from shipyard.core.render.manifests import KUSTOMIZATION, kubernetes_objects, listed, manifest_files
 from shipyard.engine import planner
 from shipyard.engine.registry import Registry
@@ -67,9 +66,7 @@ def render(registry: Registry, root: Path, environment: str, facts: Mapping[str,
     for name in pinned:
         ctxs[name] = replace(ctxs[name], live=True, facts=facts[name])
     desired = planner.desired_state(registry, ctxs)
-    findings = validation.findings + tuple(
-        run_policies([p for p in registry.policies if p.needs_resources], validation.specs, desired)
-    )
+    findings = validation.findings + validation.resource_findings(desired)
     objects = kubernetes_objects(desired)
     for plane in registry.planes:
         if any(r.plane == plane.name for r in objects):

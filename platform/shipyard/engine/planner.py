@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from shipyard.core.plan import Plan, fingerprint, make_plan
 from shipyard.core.policies import run_policies
 from shipyard.core.repo import load_specs
+from shipyard.core.waivers import Waiver, load_waivers, waive
 from shipyard.engine import local
+from shipyard.engine.policies import Rules, rules_in_force
 from shipyard.engine.registry import Registry
 from shipyard.engine.revisions import checkout, commit_of, head_commit
 from shipyard.engine.targets import TargetRef
@@ -21,8 +24,19 @@ from shipyard.sdk.planes import DesiredContext, Target
 
 @dataclass(frozen=True)
 class Validation:
+    """The specs, the findings of the rules that read only specs and files, and what the rest need."""
+
     specs: SpecSet
     findings: tuple[Diagnostic, ...]
+    rules: Rules = field(default_factory=lambda: Rules((), {}))
+    waivers: tuple[Waiver, ...] = ()
+    root: Path | None = None
+
+    def resource_findings(self, resources: Sequence[Resource]) -> tuple[Diagnostic, ...]:
+        """The findings of the rules that read Resources (desired state), waived where the ledger says."""
+        rules = [p for p in self.rules.policies if p.needs_resources]
+        found = run_policies(rules, self.specs, resources, self.root)
+        return tuple(waive(found, self.waivers, {p.id for p in rules}))
 
 
 @dataclass(frozen=True)
@@ -36,10 +50,15 @@ class PlanResult:
     target: Target | None
 
 
-def validate(registry: Registry, root: Path) -> Validation:
-    """Load every spec (SpecError lists every problem) and run the spec-only policies."""
+def validate(registry: Registry, root: Path, today: date | None = None) -> Validation:
+    """Load every spec (SpecError lists every problem) and run the rules that need only specs, with the
+    waivers in force on ``today`` (the UTC date now unless given)."""
     specs = load_specs(root, registry.kinds)
-    return Validation(specs, tuple(run_policies(registry.policies, specs)))
+    rules = rules_in_force(registry, root)
+    waivers, ledger = load_waivers(root, rules.ids, today or datetime.now(UTC).date())
+    spec_rules = [p for p in rules.policies if not p.needs_resources]
+    findings = waive(run_policies(spec_rules, specs, root=root), waivers, {p.id for p in spec_rules})
+    return Validation(specs, (*ledger, *findings), rules, tuple(waivers), root)
 
 
 def resolve(registry: Registry, root: Path, ref: TargetRef) -> Target:
@@ -90,9 +109,7 @@ def plan(
     target = None if ref.kind == "base" else resolve(registry, root, ref)
     ctxs = contexts(registry, root, validation.specs, environment, target)
     desired = desired_state(registry, ctxs)
-    findings = validation.findings + tuple(
-        run_policies([p for p in registry.policies if p.needs_resources], validation.specs, desired)
-    )
+    findings = validation.findings + validation.resource_findings(desired)
     if check_data:
         for plane in registry.planes:
             own = [r for r in desired if r.plane == plane.name]

@@ -52,6 +52,7 @@ from shipyard.sdk.planes import (
     PolicyContext,
     SmokeResult,
     Target,
+    rule,
 )
 
 __all__ = [
@@ -94,4 +95,5 @@ __all__ = [
     "content_digest",
     "hookimpl",
     "resource_key",
+    "rule",
 ]

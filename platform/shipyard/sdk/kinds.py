@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, WithJsonSchema
@@ -131,9 +131,10 @@ class Spec:
         """
         position = self.position(*path)
         line = self.lines[position.line - 1] if 0 < position.line <= len(self.lines) else None
-        return Diagnostic.mismatch(
+        found = Diagnostic.mismatch(
             "policy", got=got, expected=expected, hint=hint, position=position, key_path=dotted(path), snippet=line
         )
+        return replace(found, subject=self.ref)
 
 
 @dataclass(frozen=True)

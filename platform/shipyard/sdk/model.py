@@ -176,6 +176,7 @@ def dotted(path: FieldPath) -> str:
 class Severity(enum.StrEnum):
     ERROR = "error"
     WARNING = "warning"
+    WAIVED = "waived"  # a mandatory finding an unexpired waiver covers: shown, never blocking
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,9 @@ class Diagnostic:
     severity: Severity = Severity.ERROR
     hint: str = ""
     snippet: str | None = None
+    #: What the finding is about, for waivers to match: a spec's ref (``ModelDeployment/fraud/scorer``)
+    #: or a resource key; empty when only its file says.
+    subject: str = ""
 
     @classmethod
     def mismatch(
@@ -231,4 +235,4 @@ class Diagnostic:
             "key": self.key_path,
             "message": self.message,
             "hint": self.hint,
-        }
+        } | ({"subject": self.subject} if self.subject else {})

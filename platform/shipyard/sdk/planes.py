@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import re
 import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -203,20 +204,31 @@ class SmokeResult:
 
 @dataclass(frozen=True)
 class PolicyContext:
-    """What a policy sees. ``resources`` is None when only specs were loaded (validate)."""
+    """What a policy sees. ``resources`` is None when only specs were loaded (validate); ``root`` is the
+    repository, for rules on its files (``target="repository"``: CODEOWNERS, workflows), read with
+    ``sdk.files.linked`` first."""
 
     specs: SpecSet
     resources: Sequence[Resource] | None = None
+    root: Path | None = None
+
+
+#: A rule's id: ``SY-<AREA>-<NNN>`` for Shipyard's own, ``<PREFIX>-<AREA>-<NNN>`` for a plugin's; stable forever.
+RULE_ID = re.compile(r"^[A-Z][A-Z0-9]*-[A-Z][A-Z0-9]*-[0-9]{3}$")
 
 
 @dataclass(frozen=True)
 class Policy:
-    """A guardrail: a pure function from specs/resources to Diagnostics.
+    """A guardrail: a pure function from specs/resources to Diagnostics, with what a reader needs to act on it.
 
-    ``mandatory`` failures stop plan and apply; advisory ones are reported.
-    Example::
+    ``mandatory`` failures stop plan and apply; advisory ones are reported. ``target`` says what
+    the rule reads: ``spec:<Kind>``, ``resource:<plane>/<kind>``, a Kubernetes ``<apiVersion>/<kind>``,
+    a Pulumi type (``aws:s3/bucket:Bucket``) or ``repository``. ``references`` name the upstream
+    checks it corresponds to (``checkov:CKV_AWS_19``, ``awsguard:...``, ``kube-linter:...``,
+    ``kyverno:...``). Write one with ``rule``::
 
-        Policy("tenancy/gpu-budget", "GPU quota needs a budget", check=no_gpu_without_budget)
+        @rule("SY-TEN-003", "A GPU quota comes with a budget.", target="spec:Team", mandatory=False)
+        def gpu_needs_budget(ctx: PolicyContext) -> Iterator[Diagnostic]: ...
     """
 
     id: str
@@ -224,6 +236,35 @@ class Policy:
     check: Callable[[PolicyContext], Iterable[Diagnostic]]
     mandatory: bool = True
     needs_resources: bool = False
+    target: str = "spec"
+    references: tuple[str, ...] = ()
+    hint: str = ""
+
+    def __post_init__(self) -> None:
+        if not RULE_ID.match(self.id):
+            raise ValueError(f"policy id '{self.id}' is not <PREFIX>-<AREA>-<NNN> (e.g. SY-MOD-004)")
+
+    @property
+    def enforcement(self) -> str:
+        return "mandatory" if self.mandatory else "advisory"
+
+
+def rule(
+    id: str,
+    title: str,
+    *,
+    target: str,
+    mandatory: bool = True,
+    references: Sequence[str] = (),
+    hint: str = "",
+    needs_resources: bool = False,
+) -> Callable[[Callable[[PolicyContext], Iterable[Diagnostic]]], Policy]:
+    """Make a check function a ``Policy`` (see ``Policy``): the decorated name is the rule."""
+
+    def make(check: Callable[[PolicyContext], Iterable[Diagnostic]]) -> Policy:
+        return Policy(id, title, check, mandatory, needs_resources, target, tuple(references), hint)
+
+    return make
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ def format_diagnostic(diagnostic: Diagnostic) -> str:
             9 |     gpus: 4
               |     ^^^^
     """
-    label = "warning: " if diagnostic.severity is Severity.WARNING else ""
+    label = {Severity.WARNING: "warning: ", Severity.WAIVED: "waived: "}.get(diagnostic.severity, "")
     lines = [f"{label}{diagnostic.headline} [{diagnostic.rule}]"]
     position = diagnostic.position
     if position is not None and diagnostic.snippet is not None:
@@ -50,9 +50,12 @@ def _window(source: str, start: int) -> tuple[str, int]:
 
 def format_diagnostics(diagnostics: Sequence[Diagnostic]) -> str:
     errors = sum(d.severity is Severity.ERROR for d in diagnostics)
-    warnings = len(diagnostics) - errors
+    warnings = sum(d.severity is Severity.WARNING for d in diagnostics)
+    waived = sum(d.severity is Severity.WAIVED for d in diagnostics)
     body = "\n\n".join(format_diagnostic(d) for d in diagnostics)
     tally = f"{errors} error{'s' if errors != 1 else ''}"
     if warnings:
         tally += f", {warnings} warning{'s' if warnings != 1 else ''}"
+    if waived:
+        tally += f", {waived} waived"
     return f"{body}\n\n{tally}."

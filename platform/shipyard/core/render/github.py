@@ -23,7 +23,7 @@ def render_github(plan: Plan | None, diagnostics: Sequence[Diagnostic] = ()) -> 
 
 
 def _annotation(d: Diagnostic) -> str:
-    command = "error" if d.severity is Severity.ERROR else "warning"
+    command = {Severity.ERROR: "error", Severity.WARNING: "warning"}.get(d.severity, "notice")
     props = [f"title={_prop(d.rule)}"]
     if d.position is not None:
         props = [f"file={_prop(d.position.file)}", f"line={d.position.line}", f"col={d.position.column}", *props]

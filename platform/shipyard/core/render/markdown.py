@@ -64,8 +64,10 @@ def _head(plan: Plan, diagnostics: Sequence[Diagnostic]) -> str:
         lines.append("")
     if diagnostics:
         lines += ["#### Policy and validation findings", "", "| | rule | where | finding |", "|---|---|---|---|"]
-        for d in diagnostics:
-            icon = ":x:" if d.severity is Severity.ERROR else ":warning:"
+        # Mandatory failures first, then advisory, then waived: what blocks the merge leads.
+        order = [Severity.ERROR, Severity.WARNING, Severity.WAIVED]
+        for d in sorted(diagnostics, key=lambda d: order.index(d.severity)):
+            icon = {Severity.ERROR: ":x:", Severity.WARNING: ":warning:"}.get(d.severity, ":white_check_mark: waived")
             where = f"`{d.position}`" if d.position else ""
             lines.append(f"| {icon} | `{d.rule}` | {where} | {_cell(d.detail)} |")
         lines.append("")

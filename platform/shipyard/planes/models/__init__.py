@@ -464,10 +464,12 @@ def _smoke_feature_service_exists(ctx: PolicyContext) -> Iterator[Diagnostic]:
 def shipyard_policies() -> list[Policy]:
     return [
         Policy(
-            "models/smoke-feature-service",
+            "SY-MOD-001",
             "A deployment's smoke request reads a feature service its team declares.",
             _smoke_feature_service_exists,
             needs_resources=True,
+            target="spec:ModelDeployment",
+            hint="name one of the team's Feast feature services in spec.smoke.featureService",
         )
     ]
 

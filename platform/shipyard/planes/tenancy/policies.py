@@ -51,7 +51,27 @@ def gpu_needs_budget(ctx: PolicyContext) -> Iterator[Diagnostic]:
 
 
 POLICIES = [
-    Policy("tenancy/reserved-namespace", "Teams never take a system or platform namespace.", reserved_namespace),
-    Policy("tenancy/unique-namespace", "Each team has a namespace of its own.", unique_namespace),
-    Policy("tenancy/gpu-needs-budget", "A GPU quota comes with a budget.", gpu_needs_budget, mandatory=False),
+    Policy(
+        "SY-TEN-001",
+        "Teams never take a system or platform namespace.",
+        reserved_namespace,
+        target="spec:Team",
+        references=("kyverno:disallow-default-namespace",),
+        hint="set spec.namespace to a team-specific name",
+    ),
+    Policy(
+        "SY-TEN-002",
+        "Each team has a namespace of its own.",
+        unique_namespace,
+        target="spec:Team",
+        hint="tenancy isolation is per namespace; pick another",
+    ),
+    Policy(
+        "SY-TEN-003",
+        "A GPU quota comes with a budget.",
+        gpu_needs_budget,
+        mandatory=False,
+        target="spec:Team",
+        hint="set spec.budget.monthlyUsd",
+    ),
 ]

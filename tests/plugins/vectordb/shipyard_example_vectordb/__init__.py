@@ -48,7 +48,7 @@ def shipyard_kinds() -> list[Kind]:
 
 @hookimpl
 def shipyard_policies() -> list[Policy]:
-    return [Policy("vectordb/prod-replicas", "Production indexes are replicated.", _replicated_in_prod)]
+    return [Policy("VDB-IDX-001", "Production indexes are replicated.", _replicated_in_prod)]
 
 
 @click.command("indexes")
