@@ -22,8 +22,8 @@ up: install ## the whole platform locally: MLflow, features, training, promotion
 test: install lint typecheck pytest ## every check CI runs
 
 lint: install
-	$(RUN) ruff check platform tests infra
-	$(RUN) ruff format --check platform tests infra
+	$(RUN) ruff check platform tests infra policies
+	$(RUN) ruff format --check platform tests infra policies
 	$(RUN) shipyard schema --check
 
 typecheck: install
@@ -39,6 +39,7 @@ bench: install ## CLI start-up, validate, plane, local-training and serving figu
 	$(RUN) python tests/benchmarks/bench_serving.py
 	$(RUN) python tests/benchmarks/bench_infra.py
 	$(RUN) python tests/benchmarks/bench_state.py
+	$(RUN) python tests/benchmarks/bench_policies.py
 	$(RUN) python tests/benchmarks/bench_up.py
 
 install: .venv/.synced
