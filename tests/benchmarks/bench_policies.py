@@ -70,7 +70,7 @@ def main() -> None:
         specs, grown = cloned(validation.specs, resources, count)
         seconds = timed(policies, specs, grown, runs=3)
         print(
-            f"| {count} × the template's teams | {len(specs)} | {len(grown)} | {seconds * 1000:.1f} ms "
+            f"| {count} x the template's teams | {len(specs)} | {len(grown)} | {seconds * 1000:.1f} ms "
             f"| {seconds * 1000 / (count * teams):.2f} ms |"
         )
 
