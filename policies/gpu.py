@@ -3,8 +3,9 @@ one per ``nodePools`` entry of ``Pulumi.<stack>.yaml``), its ``Cost`` of the sta
 maximum size and its ``GpuBudget`` per team (the team's GPU quota priced at the stack's dearest GPU
 pool, beside ``spec.budget.monthlyUsd``).
 
-Pulumi resources carry no source position: a finding on a node group names the stack file and the
-pool, and has the Resource's key as its subject.
+Pulumi resources carry no source position: a finding on a node group points at the pool's entry in
+``Pulumi.<stack>.yaml`` (line 1 when it cannot be found), names the stack file and the pool, and has
+the Resource's key as its subject.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from shipyard.planes.infra import prices
-from shipyard.sdk import Diagnostic, PolicyContext, rule
+from shipyard.sdk import Diagnostic, PolicyContext, SourcePosition, rule
+from shipyard.sdk.files import linked
 from shipyard.sdk.kubernetes import GPU_RESOURCE, POOL_LABEL
 from shipyard.sdk.model import Resource
 
@@ -41,11 +43,27 @@ def pool_name(resource: Resource, inputs: Mapping[str, Any]) -> str:
     return str(inputs.get("nodeGroupName") or resource.name)
 
 
-def on_pool(resource: Resource, inputs: Mapping[str, Any], field: str, *, got: str, expected: str) -> Diagnostic:
-    """A finding on a node pool's ``field`` in its stack's config file."""
-    where = f"Pulumi.{resource.scope}.yaml nodePools[{pool_name(resource, inputs)}].{field}"
-    found = Diagnostic.mismatch("policy", got=got, expected=expected, key_path=where)
+def on_pool(
+    ctx: PolicyContext, resource: Resource, inputs: Mapping[str, Any], field: str, *, got: str, expected: str
+) -> Diagnostic:
+    """A finding on a node pool's ``field`` in its stack's config file, at the pool's entry there."""
+    stack_file, pool = f"Pulumi.{resource.scope}.yaml", pool_name(resource, inputs)
+    where = f"{stack_file} nodePools[{pool}].{field}"
+    position, snippet = _pool_entry(ctx, stack_file, pool)
+    found = Diagnostic.mismatch(
+        "policy", got=got, expected=expected, key_path=where, position=position, snippet=snippet
+    )
     return dataclasses.replace(found, subject=resource.key)
+
+
+def _pool_entry(ctx: PolicyContext, stack_file: str, pool: str) -> tuple[SourcePosition, str | None]:
+    """Where ``- name: <pool>`` is written in the stack's config (line 1 of the file when it is not)."""
+    path = None if ctx.root is None else ctx.root / stack_file
+    if path is not None and linked(ctx.root, path) is None and path.is_file():
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip() in (f"- name: {pool}", f'- name: "{pool}"'):
+                return SourcePosition(stack_file, number, line.index("name") + 1), line
+    return SourcePosition(stack_file, 1, 1), None
 
 
 @rule(
@@ -60,7 +78,7 @@ def gpu_pool_tainted(ctx: PolicyContext) -> Iterator[Diagnostic]:
         taints = inputs.get("taints") or ()
         if not any(t.get("key") == GPU_RESOURCE and t.get("effect") == "NO_SCHEDULE" for t in taints):
             got = f"taints {[t.get('key') for t in taints]}" if taints else "no taint"
-            yield on_pool(resource, inputs, "taints", got=got, expected=f"{GPU_RESOURCE}=true:NoSchedule")
+            yield on_pool(ctx, resource, inputs, "taints", got=got, expected=f"{GPU_RESOURCE}=true:NoSchedule")
 
 
 @rule(
@@ -78,7 +96,7 @@ def gpu_pool_labelled(ctx: PolicyContext) -> Iterator[Diagnostic]:
         if labels.get(POOL_LABEL) not in (None, pool_name(resource, inputs)):
             missing.append(f"{POOL_LABEL}={pool_name(resource, inputs)}")
         if missing:
-            yield on_pool(resource, inputs, "labels", got=f"labels {sorted(labels)}", expected=f"{missing} set")
+            yield on_pool(ctx, resource, inputs, "labels", got=f"labels {sorted(labels)}", expected=f"{missing} set")
 
 
 @rule(
@@ -93,7 +111,9 @@ def gpu_pool_capped(ctx: PolicyContext) -> Iterator[Diagnostic]:
         scaling = inputs.get("scalingConfig") or {}
         maximum, minimum = scaling.get("maxSize"), scaling.get("minSize") or 0
         if not maximum or maximum < minimum:
-            yield on_pool(resource, inputs, "max", got=f"maxSize {maximum}", expected=f"a maximum >= min {minimum}")
+            yield on_pool(
+                ctx, resource, inputs, "max", got=f"maxSize {maximum}", expected=f"a maximum >= min {minimum}"
+            )
 
 
 @rule(
@@ -107,7 +127,7 @@ def gpu_pool_nvidia_ami(ctx: PolicyContext) -> Iterator[Diagnostic]:
     for resource, inputs in gpu_groups(ctx):
         ami = str(inputs.get("amiType") or "")
         if "NVIDIA" not in ami:
-            yield on_pool(resource, inputs, "ami", got=f"'{ami or 'unset'}'", expected="an NVIDIA AMI type")
+            yield on_pool(ctx, resource, inputs, "ami", got=f"'{ami or 'unset'}'", expected="an NVIDIA AMI type")
 
 
 @rule(
@@ -128,6 +148,7 @@ def within_gpu_ceiling(ctx: PolicyContext) -> Iterator[Diagnostic]:
                 got=f"GPU pools reaching {at_max} GPUs at max size",
                 expected=f"at most gpuCeiling {ceiling}",
                 key_path=f"{resource.body.get('file', f'Pulumi.{resource.scope}.yaml')} gpuCeiling",
+                position=SourcePosition(f"Pulumi.{resource.scope}.yaml", 1, 1),
             )
             yield dataclasses.replace(found, subject=resource.key)
 
@@ -156,7 +177,7 @@ def no_spot_for_prod_serving(ctx: PolicyContext) -> Iterator[Diagnostic]:
         spot = inputs.get("capacityType") == "SPOT"
         if resource.scope == PRODUCTION and spot and pool_name(resource, inputs) in serving:
             yield on_pool(
-                resource, inputs, "capacity", got="SPOT for a pool serving production models", expected="ON_DEMAND"
+                ctx, resource, inputs, "capacity", got="SPOT for a pool serving production models", expected="ON_DEMAND"
             )
 
 

@@ -229,3 +229,80 @@ def test_the_pr_comment_lists_mandatory_failures_then_advisory_then_waived() -> 
     text = render_markdown(Plan("dev", (), {}), found)
     assert text.index("SY-A-003") < text.index("SY-A-002") < text.index("SY-A-001")
     assert ":white_check_mark: waived" in text
+
+
+@pytest.fixture
+def template(tmp_path: Path) -> Path:
+    """The whole template: specs, the infra program and its stacks, the repository's rules and CODEOWNERS."""
+    root = example_repo(tmp_path)
+    for folder in ("infra", "policies", ".github"):
+        shutil.copytree(REPO_ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for stack in REPO_ROOT.glob("Pulumi*.yaml"):
+        shutil.copy(stack, root / stack.name)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("plane", "path", "old", "new", "rule", "where", "fix"),
+    [
+        (
+            "infra",
+            "infra/components/nodepools.py",
+            "if pool.is_gpu\n                else None,",
+            "if False\n                else None,",
+            "SY-GPU-001",
+            "Pulumi.dev.yaml",
+            "nvidia.com/gpu",
+        ),
+        (
+            "infra",
+            "infra/components/storage.py",
+            'sse_algorithm="aws:kms",',
+            'sse_algorithm="AES256",',
+            "SY-AWS-001",
+            "Pulumi.dev.yaml",
+            "aws:kms",
+        ),
+        (
+            "models",
+            MODEL,
+            "  runtime: mlflow\n",
+            "  runtime: custom\n  image: ghcr.io/shipyard-dev/fraud-scorer:latest\n",
+            "SY-WRK-010",
+            MODEL,
+            "tag",
+        ),
+    ],
+    ids=["gpu-pool-without-taint", "bucket-without-kms", "latest-image"],
+)
+def test_a_broken_guardrail_stops_the_plan_until_a_waiver_covers_it(
+    template: Path,
+    shipyard: Callable[..., Result],
+    plane: str,
+    path: str,
+    old: str,
+    new: str,
+    rule: str,
+    where: str,
+    fix: str,
+) -> None:
+    args = ("plan", "--plane", plane, "--target", "base:HEAD", "--env", "dev", "--format", "json")
+    assert shipyard(*args, repo=template).code == 0  # the template passes its own rules
+    edit(template, path, old, new)
+    stopped = shipyard(*args, repo=template)
+    assert stopped.code == 1
+    found = [d for d in findings(stopped) if d["rule"] == rule]
+    assert found, stopped.out
+    assert {d["severity"] for d in found} == {"error"}
+    assert all(d["file"] == where and d["line"] for d in found), found
+    assert all(fix in d["message"] + d["hint"] for d in found), found
+    write(
+        template,
+        {
+            "policies/waivers.yaml": f"waivers:\n  - rule: {rule}\n    resource: '*'\n"
+            "    reason: accepted for the test\n    approver: '@platform-lead'\n    expires: 2999-12-31\n"
+        },
+    )
+    waived = shipyard(*args, repo=template)
+    assert waived.code == 0, waived.out
+    assert {d["severity"] for d in findings(waived) if d["rule"] == rule} == {"waived"}
