@@ -7,6 +7,9 @@ UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 RUN := $(UV) run --locked --no-sync
+# Checkov, the outside oracle the tests run over what Shipyard renders: its own environment,
+# as its pins do not fit the locked one (tests/tools/checkov.txt, hashes included).
+CHECKOV := $(TOOLS)/checkov/bin/checkov
 
 # Never fetch a Python build or phone home from anything we run.
 export UV_PYTHON_DOWNLOADS := never
@@ -30,7 +33,7 @@ typecheck: install
 	$(RUN) mypy
 
 # Both cores; a test file stays on one worker, so a module's servers are started once.
-pytest: install
+pytest: install $(CHECKOV)
 	$(RUN) pytest -n 2 --dist loadfile
 
 bench: install ## CLI start-up, validate, plane, local-training and serving figures, for the README
@@ -52,6 +55,11 @@ $(UV):
 	# Compiled once here: these machines set PYTHONDONTWRITEBYTECODE, and compiling sklearn,
 	# mlflow and kserve on every import costs a model server seconds of start-up.
 	$(UV) sync --locked --all-extras --compile-bytecode
+	touch $@
+
+$(CHECKOV): $(UV) tests/tools/checkov.txt
+	$(UV) venv --quiet --allow-existing $(TOOLS)/checkov
+	$(UV) pip install --quiet --python $(TOOLS)/checkov/bin/python --require-hashes -r tests/tools/checkov.txt
 	touch $@
 
 clean:

@@ -31,8 +31,12 @@ def namespaces(ctx: PolicyContext) -> Iterator[tuple[Resource, str]]:
         yield resource, str(resource.body.get("metadata", {}).get("name", resource.name))
 
 
-def in_namespace(ctx: PolicyContext, kind: str, namespace: str) -> list[Mapping[str, Any]]:
-    return [r.body for r in objects(ctx, kind) if r.body.get("metadata", {}).get("namespace") == namespace]
+def by_namespace(ctx: PolicyContext, kind: str) -> dict[str, list[Mapping[str, Any]]]:
+    """The bodies of ``kind`` per namespace: grouped once, so N teams cost N, not N²."""
+    grouped: dict[str, list[Mapping[str, Any]]] = {}
+    for resource in objects(ctx, kind):
+        grouped.setdefault(str(resource.body.get("metadata", {}).get("namespace")), []).append(resource.body)
+    return grouped
 
 
 def on_team(ctx: PolicyContext, resource: Resource, path: FieldPath, *, got: str, expected: str) -> Diagnostic:
@@ -55,8 +59,9 @@ def on_team(ctx: PolicyContext, resource: Resource, path: FieldPath, *, got: str
     "(0 for none)",
 )
 def namespace_has_gpu_quota(ctx: PolicyContext) -> Iterator[Diagnostic]:
+    quotas_in = by_namespace(ctx, "ResourceQuota")
     for resource, namespace in namespaces(ctx):
-        quotas = in_namespace(ctx, "ResourceQuota", namespace)
+        quotas = quotas_in.get(namespace, [])
         if not any(GPU_QUOTA in (q.get("spec", {}).get("hard") or {}) for q in quotas):
             got = f"namespace '{namespace}' with " + ("a quota without " + GPU_QUOTA if quotas else "no ResourceQuota")
             yield on_team(ctx, resource, ("spec", "quota"), got=got, expected=f"a ResourceQuota with {GPU_QUOTA}")
@@ -71,8 +76,9 @@ def namespace_has_gpu_quota(ctx: PolicyContext) -> Iterator[Diagnostic]:
     hint="the tenancy plane renders LimitRange 'team-defaults': pods that set no resources get its defaults",
 )
 def namespace_has_limit_range(ctx: PolicyContext) -> Iterator[Diagnostic]:
+    ranges_in = by_namespace(ctx, "LimitRange")
     for resource, namespace in namespaces(ctx):
-        ranges = in_namespace(ctx, "LimitRange", namespace)
+        ranges = ranges_in.get(namespace, [])
         containers = [
             item
             for r in ranges
@@ -106,8 +112,9 @@ def _default_deny(policy: Mapping[str, Any]) -> bool:
     "open traffic with narrower policies beside it",
 )
 def namespace_default_deny(ctx: PolicyContext) -> Iterator[Diagnostic]:
+    policies_in = by_namespace(ctx, "NetworkPolicy")
     for resource, namespace in namespaces(ctx):
-        if not any(_default_deny(p) for p in in_namespace(ctx, "NetworkPolicy", namespace)):
+        if not any(_default_deny(p) for p in policies_in.get(namespace, [])):
             yield on_team(
                 ctx,
                 resource,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from shipyard.engine import planner
 from shipyard.engine.policies import repository_policies
@@ -311,3 +312,38 @@ def test_custom_runtime_images(rules: dict[str, Policy], template: World) -> Non
         assert [d.key_path for d in found] == ["spec.image"], rule_id
     unsized = edit(ISVC, lambda b: b["spec"]["predictor"]["containers"][0].pop("resources"))(good)
     assert [d.key_path for d in findings(rules["SY-WRK-006"], unsized)] == ["spec.resources"]
+
+
+# -- the outside oracle: Checkov reports what a rule names, on the rule's failing fixture ----------------------------
+
+
+def _checkov_ids(rule: Policy) -> set[str]:
+    return {r.removeprefix("checkov:") for r in rule.references if r.startswith("checkov:CKV_K8S_")}
+
+
+#: The rules over model servers that name a Checkov Kubernetes check (pipeline tasks are no Pod we render).
+CROSS_CHECKED = sorted(
+    p.id
+    for p, file in repository_policies(ROOT)
+    if file in MODULES and _checkov_ids(p) and p.target == "resource:models/InferenceService"
+)
+
+
+@pytest.mark.parametrize("rule_id", CROSS_CHECKED)
+def test_checkov_reports_what_the_rule_names_on_its_failing_fixture(
+    rule_id: str, rules: dict[str, Policy], template: World, tmp_path: Path
+) -> None:
+    from test_checkov import checkov, predictor_pod
+
+    def pod_findings(world: World, folder: Path) -> set[str]:
+        [service] = [r for r in world[0] if ISVC(r)]
+        folder.mkdir()
+        (folder / "pod.yaml").write_text(yaml.safe_dump(predictor_pod(dict(service.body))))
+        return {check for check, _ in checkov(folder, "kubernetes")}
+
+    passing, failing = CASES[rule_id]
+    broken = failing(template)
+    assert findings(rules[rule_id], broken)  # ours
+    named = _checkov_ids(rules[rule_id])
+    added = pod_findings(broken, tmp_path / "failing") - pod_findings(passing(template), tmp_path / "passing")
+    assert named & added, f"Checkov reported {sorted(added)} on the failing fixture; {rule_id} names {sorted(named)}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -150,11 +151,27 @@ class SpecSet:
         return len(self.specs)
 
     def of_kind(self, kind: str) -> Sequence[Spec]:
-        return [spec for spec in self.specs if spec.kind == kind]
+        return self._by_kind.get(kind, ())
 
     def named(self, kind: str, name: str, team: str | None = None) -> Spec | None:
         """The spec of ``kind`` called ``name`` (within ``team`` for team-owned kinds), or None."""
-        return next((s for s in self.specs if (s.kind, s.name, s.team) == (kind, name, team)), None)
+        return self._by_name.get((kind, name, team))
+
+    # Indexes built on first use: policies and planes look specs up per Resource and per finding,
+    # and a scan each time would make a repository of N teams cost N² to check.
+    @functools.cached_property
+    def _by_kind(self) -> dict[str, tuple[Spec, ...]]:
+        grouped: dict[str, list[Spec]] = {}
+        for spec in self.specs:
+            grouped.setdefault(spec.kind, []).append(spec)
+        return {kind: tuple(found) for kind, found in grouped.items()}
+
+    @functools.cached_property
+    def _by_name(self) -> dict[tuple[str, str, str | None], Spec]:
+        index: dict[tuple[str, str, str | None], Spec] = {}
+        for spec in self.specs:
+            index.setdefault((spec.kind, spec.name, spec.team), spec)  # the first, as a scan would find
+        return index
 
     def require(self, kind: str, name: str, team: str | None = None, *, hint: str) -> Spec:
         """Like ``named``, but a missing spec is the user's error, with ``hint`` saying how to add it."""
