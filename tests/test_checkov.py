@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -70,12 +71,10 @@ def predictor_pod(service: dict[str, Any]) -> dict[str, Any]:
     meta = service["metadata"]
     pod = {"containers": [container]}
     pod |= {k: predictor[k] for k in ("tolerations", "nodeSelector", "serviceAccountName") if k in predictor}
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
-        "spec": pod,
-    }
+    # Checkov's skips travel with the object (KServe copies the InferenceService's annotations to its pods).
+    skips = {k: v for k, v in meta.get("annotations", {}).items() if k.startswith("checkov.io/")}
+    metadata = {"name": meta["name"], "namespace": meta["namespace"]} | ({"annotations": skips} if skips else {})
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod}
 
 
 @pytest.mark.parametrize("environment", ["dev", "prod"])
@@ -136,3 +135,28 @@ def test_checkov_reports_the_ids_our_workflow_rules_name_on_their_failing_case(t
     for rule_id, named in cross_checked.items():
         assert rule_id in ours
         assert named & theirs, f"{rule_id} names {sorted(named)}; Checkov reported {sorted(theirs)}"
+
+
+def test_a_waiver_reaches_checkov_as_its_own_skip_annotation(tmp_path: Path, shipyard: Callable[..., Result]) -> None:
+    root = example_repo(tmp_path)
+    for folder in ("infra", "policies", ".github"):
+        shutil.copytree(REPO_ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for stack in REPO_ROOT.glob("Pulumi*.yaml"):
+        shutil.copy(stack, root / stack.name)
+    write(
+        root,
+        {
+            "policies/waivers.yaml": "waivers:\n  - rule: SY-WRK-004\n    resource: models/fraud/InferenceService/*\n"
+            "    reason: the runtime writes to /tmp\n    approver: '@sre'\n    expires: 2999-12-31\n"
+        },
+    )
+    out = tmp_path / "rendered"
+    assert shipyard("render", "--env", "dev", "--out", str(out), repo=root).code == 0
+    service = yaml.safe_load((out / "fraud" / "inferenceservice-fraud-scorer.yaml").read_text())
+    assert service["metadata"]["annotations"]["checkov.io/skip1"] == (
+        "CKV_K8S_22=waived until 2999-12-31 by @sre: the runtime writes to /tmp"
+    )
+    write(out, {"pods/fraud-scorer.yaml": yaml.safe_dump(predictor_pod(service))})
+    found = {check for check, _ in checkov(out, "kubernetes")}
+    assert "CKV_K8S_22" not in found  # Checkov honours the waiver, in its own form
+    assert "CKV_K8S_8" in found  # and still reports what no waiver covers

@@ -306,3 +306,34 @@ def test_a_broken_guardrail_stops_the_plan_until_a_waiver_covers_it(
     waived = shipyard(*args, repo=template)
     assert waived.code == 0, waived.out
     assert {d["severity"] for d in findings(waived) if d["rule"] == rule} == {"waived"}
+
+
+#: Each rule of policies/models.py: an edit of the example deployment that breaks it (the template passes them all).
+MODEL_CASES = {
+    "SY-MOD-002": ("    percent: 10\n", "    percent: 60\n", "spec.canary.percent"),
+    "SY-MOD-003": ("    prod: {alias: champion, version: 1}", "    prod: {alias: champion}", "spec.serve.prod"),
+    "SY-MOD-004": ("    min: 2\n", "    min: 1\n", "spec.replicas.min"),
+    "SY-MOD-005": ("    noWorseThanCurrent:\n      metric: roc_auc\n      by: 0.02\n", "", "spec.gates"),
+}
+
+
+def test_every_model_rule_has_a_case() -> None:
+    from shipyard.engine.policies import repository_policies
+
+    models = {p.id for p, file in repository_policies(REPO_ROOT) if file == "policies/models.py"}
+    assert models == set(MODEL_CASES)
+
+
+@pytest.mark.parametrize("rule_id", sorted(MODEL_CASES))
+def test_each_model_rule_finds_its_failing_case_at_the_field(
+    root: Path, shipyard: Callable[..., Result], rule_id: str
+) -> None:
+    old, new, key = MODEL_CASES[rule_id]
+    passing = shipyard("validate", "--format", "json", repo=root)
+    assert [d for d in findings(passing) if d["rule"] == rule_id] == []
+    edit(root, MODEL, old, new)
+    failing = shipyard("validate", "--format", "json", repo=root)
+    [found] = [d for d in findings(failing) if d["rule"] == rule_id]
+    assert (found["file"], found["key"], found["severity"]) == (MODEL, key, "error")
+    assert found["hint"]
+    assert failing.code == 1

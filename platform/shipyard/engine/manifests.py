@@ -19,7 +19,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from shipyard.core.render.manifests import KUSTOMIZATION, kubernetes_objects, listed, manifest_files
+from shipyard.core.render.manifests import (
+    KUSTOMIZATION,
+    kubernetes_objects,
+    listed,
+    manifest_files,
+    with_checkov_skips,
+)
 from shipyard.engine import planner
 from shipyard.engine.registry import Registry
 from shipyard.sdk.errors import UserError
@@ -73,6 +79,11 @@ def render(registry: Registry, root: Path, environment: str, facts: Mapping[str,
             findings += tuple(plane.check(ctxs[plane.name], [r for r in desired if r.plane == plane.name]))
     keys = {r.key for r in objects}
     others = tuple(r for r in desired if r.key not in keys)
+    checkov_ids = {
+        p.id: [r.removeprefix("checkov:") for r in p.references if r.startswith("checkov:")]
+        for p in validation.rules.policies
+    }
+    objects = with_checkov_skips(objects, findings, checkov_ids)
     return Rendering(environment, manifest_files(objects, environment), tuple(objects), others, findings, pinned)
 
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import yaml
 
 from shipyard.sdk.errors import InternalError
 from shipyard.sdk.kubernetes import is_object
-from shipyard.sdk.model import Resource
+from shipyard.sdk.model import Diagnostic, Resource, Severity
 
 KUSTOMIZATION = "kustomization.yaml"
 #: The first line of every file render writes; a folder whose kustomization starts with it is render's.
@@ -39,6 +40,28 @@ _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 def kubernetes_objects(resources: Sequence[Resource]) -> list[Resource]:
     """The Resources whose body is a Kubernetes object, in the order given."""
     return [r for r in resources if is_object(r.body)]
+
+
+def with_checkov_skips(
+    objects: Sequence[Resource], findings: Sequence[Diagnostic], checkov_ids: Mapping[str, Sequence[str]]
+) -> list[Resource]:
+    """``objects`` with a ``checkov.io/skipN: <id>=<why>`` annotation for each Checkov id a waived finding on
+    them names (``checkov_ids``: by rule): the waiver in Checkov's own form, so it expires with the ledger."""
+    skips: dict[str, list[str]] = {}
+    for finding in findings:
+        if finding.severity is Severity.WAIVED and finding.subject:
+            reason = finding.hint.replace("\n", " ")
+            skips.setdefault(finding.subject, []).extend(f"{c}={reason}" for c in checkov_ids.get(finding.rule, ()))
+    out = []
+    for resource in objects:
+        found = sorted(set(skips.get(resource.key, ())))
+        if found:
+            body = json.loads(json.dumps(resource.body))  # a copy: Resources are shared with the plan
+            annotations = body["metadata"].setdefault("annotations", {})
+            annotations.update({f"checkov.io/skip{n}": skip for n, skip in enumerate(found, 1)})
+            resource = replace(resource, body=body)
+        out.append(resource)
+    return out
 
 
 def file_name(body: Mapping[str, Any]) -> str:
