@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from shipyard.sdk import Diagnostic, PolicyContext, Resource, SourcePosition, rule
+from shipyard.sdk.files import linked
 
 PLANE = "infra"
 
@@ -821,3 +823,109 @@ def _provider_default_tags(resources: Iterable[Resource]) -> dict[str, Mapping[s
                 mine = {k: v for k, v in mine.items() if found[resource.scope].get(k) == v}
             found[resource.scope] = mine
     return found
+
+
+GITHUB_OIDC = "token.actions.githubusercontent.com"
+STS = "sts.amazonaws.com"
+_SERVICE_ACCOUNT = re.compile(r"^system:serviceaccount:[a-z0-9]([-a-z0-9]*[a-z0-9])?:[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+def _web_identity_trusts(ctx: PolicyContext) -> Iterator[tuple[Resource, Mapping[str, Any] | None, Diagnostic | None]]:
+    """Each role's trust statements that let a web identity (an OIDC token) assume it."""
+    for role in _of(ctx, ROLE):
+        document, problem = _document(role, "assumeRolePolicy", _inputs(role).get("assumeRolePolicy"))
+        if problem is not None:
+            yield role, None, problem
+            continue
+        assert document is not None
+        for statement in _list(document.get("Statement")):
+            actions = _list(statement.get("Action")) if isinstance(statement, Mapping) else []
+            if statement.get("Effect") == "Allow" and "sts:AssumeRoleWithWebIdentity" in actions:
+                yield role, statement, None
+
+
+def _pinned(statement: Mapping[str, Any], suffix: str) -> Any:
+    """The value a StringEquals condition pins ``*:<suffix>`` to (None when it is not pinned that way)."""
+    equals = _at(statement, "Condition", "StringEquals")
+    if not isinstance(equals, Mapping):
+        return None
+    return next((v for k, v in equals.items() if isinstance(k, str) and k.endswith(f":{suffix}")), None)
+
+
+def _is_github(statement: Mapping[str, Any]) -> bool:
+    conditions = _at(statement, "Condition") or {}
+    keys = [k for op in conditions.values() if isinstance(op, Mapping) for k in op]
+    return any(isinstance(k, str) and k.startswith(f"{GITHUB_OIDC}:") for k in keys)
+
+
+@rule(
+    "SY-AWS-019",
+    "A role the cluster's service accounts assume (IRSA) trusts one service account, for STS only.",
+    target=ROLE,
+    needs_resources=True,
+    references=("checkov:CKV_AWS_358",),
+    hint="pin StringEquals on <issuer>:sub to system:serviceaccount:<namespace>:<name> and <issuer>:aud to "
+    "sts.amazonaws.com; never StringLike or a wildcard",
+)
+def irsa_trust_pinned(ctx: PolicyContext) -> Iterator[Diagnostic]:
+    for role, statement, problem in _web_identity_trusts(ctx):
+        if problem is not None:
+            yield problem
+            continue
+        assert statement is not None
+        if _is_github(statement):
+            continue  # the CI role: SY-AWS-020
+        sub, aud = _pinned(statement, "sub"), _pinned(statement, "aud")
+        if _unknown(sub) or _unknown(aud):
+            yield _cannot_verify(role, "assumeRolePolicy", "a trust pinned to one service account")
+        elif not (isinstance(sub, str) and _SERVICE_ACCOUNT.match(sub)):
+            yield _finding(
+                role,
+                "assumeRolePolicy",
+                got=f"a web-identity trust with sub {sub!r}",
+                expected="StringEquals <issuer>:sub = system:serviceaccount:<namespace>:<name>",
+            )
+        elif aud != STS:
+            yield _finding(
+                role, "assumeRolePolicy", got=f"a web-identity trust with aud {aud!r}", expected=f"aud = {STS}"
+            )
+
+
+@rule(
+    "SY-AWS-020",
+    "The CI role is trusted only for this repository's main branch.",
+    target=ROLE,
+    needs_resources=True,
+    references=("checkov:CKV_AWS_358",),
+    hint="pin StringEquals on token.actions.githubusercontent.com:sub to repo:<org>/<repo>:ref:refs/heads/main "
+    "(the stack's `repository`) and :aud to sts.amazonaws.com: a pull request's workflow must not assume it",
+)
+def ci_role_main_only(ctx: PolicyContext) -> Iterator[Diagnostic]:
+    for role, statement, problem in _web_identity_trusts(ctx):
+        if problem is not None or statement is None or not _is_github(statement):
+            continue  # an unreadable trust is SY-AWS-019's finding
+        sub, aud = _pinned(statement, "sub"), _pinned(statement, "aud")
+        repository = _stack_repository(ctx, role.scope)
+        wanted = f"repo:{repository or '<org>/<repo>'}:ref:refs/heads/main"
+        if _unknown(sub) or _unknown(aud):
+            yield _cannot_verify(role, "assumeRolePolicy", wanted)
+        elif not isinstance(sub, str) or not re.fullmatch(r"repo:[^*?/]+/[^*?:]+:ref:refs/heads/main", sub):
+            yield _finding(role, "assumeRolePolicy", got=f"a GitHub trust with sub {sub!r}", expected=wanted)
+        elif repository is not None and sub != wanted:
+            yield _finding(role, "assumeRolePolicy", got=f"a GitHub trust for {sub!r}", expected=wanted)
+        elif aud != STS:
+            yield _finding(role, "assumeRolePolicy", got=f"a GitHub trust with aud {aud!r}", expected=f"aud = {STS}")
+
+
+def _stack_repository(ctx: PolicyContext, stack: str) -> str | None:
+    """The ``repository: <org>/<repo>`` the stack's config names (None when it cannot be read)."""
+    if ctx.root is None:
+        return None
+    path = ctx.root / f"Pulumi.{stack}.yaml"
+    if linked(ctx.root, path) is not None or not path.is_file():
+        return None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        key, _, value = line.strip().partition(":")
+        if key == "repository" and value.strip():
+            return value.split("#", 1)[0].strip().strip("'\"")
+    return None

@@ -78,3 +78,22 @@ def gated_promotion(ctx: PolicyContext) -> Iterator[Diagnostic]:
         ]
         if missing:
             yield spec.diagnostic(("spec", "gates"), got=f"gates without {' and '.join(missing)}", expected="both")
+
+
+@rule(
+    "SY-MOD-006",
+    "The data checks a deployment's gates require exist in its team's features.",
+    target=f"spec:{DEPLOYMENT}",
+    hint="name a DataCheck of the team (features/<team>/checks/*.yaml), or add it: a gate on a check that does "
+    "not exist can never pass",
+)
+def gated_on_existing_checks(ctx: PolicyContext) -> Iterator[Diagnostic]:
+    for spec in ctx.specs.of_kind(DEPLOYMENT):
+        for index, check in enumerate(spec.spec.gates.data_checks):
+            if ctx.specs.named("DataCheck", check, spec.team) is None:
+                known = ", ".join(s.name for s in ctx.specs.of_kind("DataCheck") if s.team == spec.team) or "none"
+                yield spec.diagnostic(
+                    ("spec", "gates", "dataChecks", index),
+                    got=f"'{check}'",
+                    expected=f"a DataCheck of team {spec.team}: {known}",
+                )

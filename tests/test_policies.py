@@ -167,6 +167,15 @@ def raises(ctx):
 """
 
 
+RAISES_ON_ONE = """from shipyard.sdk import rule
+
+
+@rule("SY-ACME-002", "Raises on one team.", target="spec:Team")
+def raises_on_one(ctx):
+    return [{"recsys": None}[t.name].x for t in ctx.specs.of_kind("Team") if t.name == "recsys"]
+"""
+
+
 @pytest.mark.parametrize(
     ("module", "message"),
     [
@@ -182,8 +191,10 @@ def raises(ctx):
             "rule SY-MOD-002 is defined twice (also by repository (policies/acme.py))",
         ),
         (RAISES, "rule SY-ACME-001 raised IndexError: list index out of range"),
+        (RAISES_ON_ONE, "rule SY-ACME-002 raised AttributeError"),
+        (RAISES_ON_ONE, "on Team/recsys (platform/teams/recsys.yaml)"),
     ],
-    ids=["import-error", "syntax-error", "bad-id", "duplicate-id", "raises"],
+    ids=["import-error", "syntax-error", "bad-id", "duplicate-id", "raises", "raises-on-one", "names-the-input"],
 )
 def test_a_bad_rule_module_is_an_error_naming_its_file_and_nothing_is_applied(
     root: Path, shipyard: Callable[..., Result], module: str, message: str
@@ -314,6 +325,11 @@ MODEL_CASES = {
     "SY-MOD-003": ("    prod: {alias: champion, version: 1}", "    prod: {alias: champion}", "spec.serve.prod"),
     "SY-MOD-004": ("    min: 2\n", "    min: 1\n", "spec.replicas.min"),
     "SY-MOD-005": ("    noWorseThanCurrent:\n      metric: roc_auc\n      by: 0.02\n", "", "spec.gates"),
+    "SY-MOD-006": (
+        "dataChecks: [transactions, user-stats]",
+        "dataChecks: [transactions, user-stat]",
+        "spec.gates.dataChecks[1]",
+    ),
 }
 
 

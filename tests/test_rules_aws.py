@@ -169,6 +169,22 @@ def role_policy(*statements: Mapping[str, Any]) -> Resource:
     return res(ROLE_POLICY, "iam-mlflow", {"policy": doc(*statements), "role": "iam-mlflow-id"})
 
 
+def web_identity(issuer: str, equals: Mapping[str, Any], operator: str = "StringEquals") -> str:
+    return doc(
+        {
+            "Effect": "Allow",
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Principal": {"Federated": f"arn:aws:iam::123456789012:oidc-provider/{issuer}"},
+            "Condition": {operator: {f"{issuer}:{k}": v for k, v in equals.items()}},
+        }
+    )
+
+
+IRSA = "oidc.eks.us-east-1.amazonaws.com/id/ABC"
+GITHUB = "token.actions.githubusercontent.com"
+MAIN = "repo:shipyard-dev/shipyard:ref:refs/heads/main"
+
+
 def role(**inputs: Any) -> Resource:
     return res(ROLE, "iam-mlflow", {"assumeRolePolicy": TRUST_ANYTHING, "tags": TAGS} | inputs)
 
@@ -286,6 +302,30 @@ CASES: dict[str, Case] = {
                 kms(tags={"Name": "k"}),
             ]
         ],
+    ),
+    "SY-AWS-019": Case(
+        [
+            role(
+                assumeRolePolicy=web_identity(
+                    IRSA, {"sub": "system:serviceaccount:mlflow:mlflow", "aud": "sts.amazonaws.com"}
+                )
+            )
+        ],
+        [role(assumeRolePolicy=web_identity(IRSA, {"sub": "system:serviceaccount:*:*"}, "StringLike"))],
+        "a web-identity trust with sub None",
+        also_passing=[[role(assumeRolePolicy=web_identity(GITHUB, {"sub": MAIN, "aud": "sts.amazonaws.com"}))]],
+    ),
+    "SY-AWS-020": Case(
+        [role(assumeRolePolicy=web_identity(GITHUB, {"sub": MAIN, "aud": "sts.amazonaws.com"}))],
+        [
+            role(
+                assumeRolePolicy=web_identity(
+                    GITHUB, {"sub": "repo:shipyard-dev/shipyard:pull_request", "aud": "sts.amazonaws.com"}
+                )
+            )
+        ],
+        "a GitHub trust with sub 'repo:shipyard-dev/shipyard:pull_request'",
+        also_passing=[[role(assumeRolePolicy=web_identity(IRSA, {"sub": "system:serviceaccount:a:b", "aud": "x"}))]],
     ),
 }
 
@@ -416,6 +456,8 @@ UNKNOWNS: dict[str, list[Resource]] = {
     "SY-AWS-016": [rds(publiclyAccessible=UNKNOWN)],
     "SY-AWS-017": [rds("prod", deletionProtection=UNKNOWN)],
     "SY-AWS-018": [kms(tags=UNKNOWN)],
+    "SY-AWS-019": [role(assumeRolePolicy=UNKNOWN)],
+    "SY-AWS-020": [role(assumeRolePolicy=web_identity(GITHUB, {"sub": UNKNOWN, "aud": "sts.amazonaws.com"}))],
 }
 
 

@@ -33,11 +33,12 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from shipyard.planes.infra import prices
-from shipyard.planes.infra.stack import StackConfig, load_stack, stack_file, stacks
+from shipyard.planes.infra.stack import StackConfig, config_sources, load_stack, source_of, stack_file, stacks
 from shipyard.sdk import (
     Change,
     DesiredContext,
@@ -81,9 +82,15 @@ class InfraPlane(Plane):
     def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
         chosen = _stacks_for(ctx)
         configs = {stack: load_stack(ctx.root, stack) for stack in chosen}  # bad config: stop before running
+        sources = {stack: config_sources(ctx.root, stack) for stack in chosen}
+
+        def placed(resource: Resource) -> Resource:
+            """At the config entry it is made from: where a reviewer changes it, and where findings point."""
+            return replace(resource, source=source_of(sources[resource.scope], resource.name))
+
         if ctx.live and chosen:
             stack = ctx.facts["stack"]
-            proposed = [resource_of(stack, item) for item in ctx.facts["proposed"]]
+            proposed = [placed(resource_of(stack, item)) for item in ctx.facts["proposed"]]
             deployed = {r.key: r.body for r in (resource_of(stack, item) for item in ctx.facts["deployed"])}
             touched = sorted(
                 {r.key for r in proposed if deployed.get(r.key) != r.body}
@@ -101,7 +108,7 @@ class InfraPlane(Plane):
         graphs = evaluate_stacks(ctx.root, chosen)
         planned = []
         for stack in chosen:
-            planned += [resource_of(stack, item) for item in graphs[stack]]
+            planned += [placed(resource_of(stack, item)) for item in graphs[stack]]
             planned += cost_resources(ctx, stack, configs[stack])
         return planned
 

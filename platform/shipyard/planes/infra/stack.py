@@ -237,3 +237,37 @@ def teams(root: Path) -> list[Spec]:
     from shipyard.sdk.platform import TEAM
 
     return list(load_specs(root, {TEAM.name: TEAM}).of_kind(TEAM.name))
+
+
+def config_sources(root: Path, stack: str) -> dict[str, SourcePosition]:
+    """Where in ``Pulumi.<stack>.yaml`` the settings behind each resource name prefix are written.
+
+    The program names resources after what configures them: ``storage-<purpose>`` after a
+    ``buckets`` entry, ``node-pools-<name>`` after a ``nodePools`` entry, ``network-*`` and
+    ``cluster-*`` after those keys, the CI role after ``repository``. A finding on a resource
+    points there (``source_of``); one with no such entry points at the stack's config key.
+    Read after ``load_stack`` checked the file, so it parses.
+    """
+    path = stack_file(root, stack)
+    documents, _ = read_yaml(path, path.name)
+    doc = documents[0]
+    base: tuple[str | int, ...] = ("config", CONFIG_KEY)
+    config = doc.data["config"][CONFIG_KEY]
+    found = {"": doc.position(base, at_key=True)}
+    for key, prefix in (("network", "network"), ("cluster", "cluster"), ("repository", "iam-ci-deploy")):
+        if key in config:
+            found[prefix] = doc.position((*base, key), at_key=True)
+    found["iam-github"] = found.get("iam-ci-deploy", found[""])
+    for index, bucket in enumerate(config.get("buckets") or ()):
+        if isinstance(bucket, dict) and "purpose" in bucket:
+            found[f"storage-{bucket['purpose']}"] = doc.position((*base, "buckets", index))
+    for index, pool in enumerate(config.get("nodePools") or ()):
+        if isinstance(pool, dict) and "name" in pool:
+            found[f"node-pools-{pool['name']}"] = doc.position((*base, "nodePools", index, "name"))
+    return found
+
+
+def source_of(sources: dict[str, SourcePosition], name: str) -> SourcePosition:
+    """The position of the longest prefix of ``name`` that ``sources`` knows (``a`` matches ``a`` and ``a-*``)."""
+    matches = [p for p in sources if p and (name == p or name.startswith(f"{p}-"))]
+    return sources[max(matches, key=len)] if matches else sources[""]
