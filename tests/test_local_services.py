@@ -26,7 +26,7 @@ import pytest
 from conftest import Result, example_repo
 from shipyard.cli import main
 from shipyard.engine.local import start_services
-from shipyard.engine.registry import Registry
+from shipyard.engine.registry import Registry, discover
 from shipyard.planes.models import mlflow_store_damaged
 from shipyard.sdk import processes
 from shipyard.sdk.errors import UserError
@@ -272,3 +272,18 @@ def test_the_mlflow_store_diagnosis_reads_the_servers_log(tmp_path: Path) -> Non
     assert bare is not None
     assert bare.message.endswith(": (sqlite3.DatabaseError) file is not a database")
     assert mlflow_store_damaged(tmp_path, "OSError: [Errno 98] Address already in use") is None  # not the store
+
+
+def test_the_local_mlflow_server_runs_without_mlflow_3s_job_runner(tmp_path: Path) -> None:
+    """Nothing here submits server-side jobs: the server runs without its huey consumers (2 processes, not 10)."""
+    root = example_repo(tmp_path)
+    registry = discover()
+    try:
+        [mlflow] = [r for r in start_services(registry, root) if r.service.name == "mlflow"]
+        tree = [psutil.Process(mlflow.process.pid), *psutil.Process(mlflow.process.pid).children(recursive=True)]
+        commands = [" ".join(p.cmdline()) for p in tree]
+        assert not [c for c in commands if "huey" in c], commands
+        assert len(tree) <= 3, commands  # the server and its one worker
+    finally:
+        for left in processes.table(local_state_dir(root)):
+            processes.stop(left)

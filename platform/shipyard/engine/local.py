@@ -60,6 +60,7 @@ def start_services(
             name=service.name,
             health=service.health_path,
             lock=lock,
+            env=service.env,
         )
         try:
             processes.wait_ready(process)

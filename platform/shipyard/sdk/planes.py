@@ -285,3 +285,5 @@ class LocalService:
     command: Callable[[int, Path], Sequence[str]]
     health_path: str = "/"
     diagnose: Callable[[Path, str], UserError | None] = field(default=lambda state, output: None, compare=False)
+    #: Variables its process gets beside the telemetry switches (a server's own settings).
+    env: Mapping[str, str] = field(default_factory=dict)
