@@ -167,3 +167,12 @@ def test_feature_code_that_fails_to_load_is_a_user_error(shipyard: Callable[...,
     assert result.code == 1
     line = (example / "features/fraud/features.py").read_text().splitlines().index("import not_a_module") + 1
     assert f"features/fraud/features.py:{line}: the Feast definitions failed to load: ModuleNotFoundError" in result.err
+
+
+def test_a_plan_from_git_alone_reads_no_local_data(shipyard: Callable[..., Result], example: Path) -> None:
+    """A pull request's plan says nothing about a laptop's .shipyard/ data, nor prints a path of that machine."""
+    result = shipyard("plan", "--target", "base:HEAD", "--format", "json", repo=example)
+    assert result.code == 0, result.err
+    found = json.loads(result.out)["diagnostics"]
+    assert [d for d in found if d["rule"] == "features/data-check"] == []
+    assert str(example) not in result.out + result.err
