@@ -146,3 +146,38 @@ def test_markdown_stays_under_githubs_limit(count: int) -> None:
     assert "`plan-123.json` artifact" in text
     assert "more" in text  # the cut is announced, never silent
     assert json.loads(render_json(plan))["plan"]["summary"]["create"] == count
+
+
+def test_findings_are_grouped_by_rule_so_the_comment_always_fits() -> None:
+    from shipyard.core.plan import Plan
+    from shipyard.core.render.markdown import GITHUB_COMMENT_LIMIT, render_markdown
+    from shipyard.sdk.model import Diagnostic, Severity, SourcePosition
+
+    def many(rule: str, count: int, severity: Severity) -> list[Diagnostic]:
+        return [
+            Diagnostic(
+                rule,
+                "got no local data, expected a sample " * 5,
+                SourcePosition(f"teams/t{i}.yaml", 3, 1),
+                severity=severity,
+            )
+            for i in range(count)
+        ]
+
+    # 500 teams' worth of findings: one row each would be some 600 k characters.
+    found = many("features/data-check", 2000, Severity.WARNING) + many("SY-X-001", 2000, Severity.ERROR)
+    found += many("SY-X-002", 1000, Severity.WAIVED)
+    text = render_markdown(Plan("dev", (), {}), found)
+    assert len(text) < GITHUB_COMMENT_LIMIT
+    rows = [line for line in text.splitlines() if line.startswith("| :")]
+    assert [row.split(" | ")[1:3] for row in rows] == [
+        ["`SY-X-001`", "2000"],
+        ["`features/data-check`", "2000"],
+        ["`SY-X-002`", "1000"],
+    ]
+    assert "`teams/t0.yaml:3:1`, `teams/t1.yaml:3:1`, `teams/t2.yaml:3:1` and 1997 more" in rows[0]
+    # Many rules at once: the rows stop at the findings' half of the budget, and say what is left.
+    varied = [d for i in range(400) for d in many(f"SY-X-{i:03d}", 1, Severity.ERROR)]
+    tight = render_markdown(Plan("dev", (), {}), varied, limit=20_000)
+    assert len(tight) < 20_000
+    assert "more findings of" in tight

@@ -12,6 +12,9 @@ from shipyard.sdk.model import Action, Diagnostic, Severity
 #: GitHub rejects comments longer than this many characters.
 GITHUB_COMMENT_LIMIT = 65_536
 MAX_FIELDS = 40
+#: Places listed per rule, and characters of its first finding, in the comment's findings table.
+MAX_PLACES = 3
+MAX_DETAIL = 300
 
 
 def marker(target: str) -> str:
@@ -28,7 +31,7 @@ def render_markdown(
 ) -> str:
     """Full detail when it fits; otherwise the summary, findings and changed keys only,
     cut further if needed, with a pointer to the JSON artifact holding everything."""
-    head = _head(plan, diagnostics)
+    head = _head(plan, diagnostics, limit // 2)  # findings take at most half: the changes are the rest
     full = head + _details(plan)
     if len(full) <= limit:
         return full
@@ -46,7 +49,7 @@ def render_markdown(
     return head + note + "\n".join(shown) + more + "\n"
 
 
-def _head(plan: Plan, diagnostics: Sequence[Diagnostic]) -> str:
+def _head(plan: Plan, diagnostics: Sequence[Diagnostic], budget: int = GITHUB_COMMENT_LIMIT // 2) -> str:
     lines = [
         marker(plan.target),
         f"### Shipyard plan for `{plan.target}`",
@@ -63,15 +66,36 @@ def _head(plan: Plan, diagnostics: Sequence[Diagnostic]) -> str:
             lines.append(f"| {plane} | {row} |")
         lines.append("")
     if diagnostics:
-        lines += ["#### Policy and validation findings", "", "| | rule | where | finding |", "|---|---|---|---|"]
-        # Mandatory failures first, then advisory, then waived: what blocks the merge leads.
-        order = [Severity.ERROR, Severity.WARNING, Severity.WAIVED]
-        for d in sorted(diagnostics, key=lambda d: order.index(d.severity)):
-            icon = {Severity.ERROR: ":x:", Severity.WARNING: ":warning:"}.get(d.severity, ":white_check_mark: waived")
-            where = f"`{d.position}`" if d.position else ""
-            lines.append(f"| {icon} | `{d.rule}` | {where} | {_cell(d.detail)} |")
-        lines.append("")
+        lines += _findings(diagnostics, budget)
     return "\n".join(lines) + "\n"
+
+
+def _findings(diagnostics: Sequence[Diagnostic], budget: int) -> list[str]:
+    """One row per rule (mandatory first, then advisory, then waived): how many, the first few places, the first
+    finding; rows stop at ``budget`` characters. Every finding is in the JSON artifact."""
+    order = [Severity.ERROR, Severity.WARNING, Severity.WAIVED]
+    groups: dict[tuple[Severity, str], list[Diagnostic]] = {}
+    for d in sorted(diagnostics, key=lambda d: order.index(d.severity)):
+        groups.setdefault((d.severity, d.rule), []).append(d)
+    lines = [
+        "#### Policy and validation findings",
+        "",
+        "| | rule | count | where | first finding |",
+        "|---|---|--:|---|---|",
+    ]
+    used = sum(len(line) + 1 for line in lines)
+    for index, ((severity, rule), found) in enumerate(groups.items()):
+        icon = {Severity.ERROR: ":x:", Severity.WARNING: ":warning:"}.get(severity, ":white_check_mark: waived")
+        places = [f"`{d.position}`" for d in found[:MAX_PLACES] if d.position]
+        more = f" and {len(found) - MAX_PLACES} more" if len(found) > MAX_PLACES else ""
+        row = f"| {icon} | `{rule}` | {len(found)} | {', '.join(places)}{more} | {_cell(clip(found[0].detail))} |"
+        if used + len(row) + 1 > budget:
+            rest = list(groups.values())[index:]
+            lines.append(f"\n... and {sum(map(len, rest))} more findings of {len(rest)} more rules in the artifact")
+            break
+        lines.append(row)
+        used += len(row) + 1
+    return [*lines, ""]
 
 
 def _details(plan: Plan) -> str:
@@ -84,6 +108,10 @@ def _details(plan: Plan) -> str:
             f"</summary>\n\n```diff\n{body}\n```\n</details>\n"
         )
     return "\n".join(blocks)
+
+
+def clip(text: str) -> str:
+    return text if len(text) <= MAX_DETAIL else text[: MAX_DETAIL - 1] + "…"
 
 
 def _cell(text: str) -> str:
