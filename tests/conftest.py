@@ -96,6 +96,17 @@ def example_repo(where: Path) -> Path:
     return root
 
 
+def whole_template(where: Path) -> Path:
+    """The example repo plus the rest of the template: the infra program and its stacks, the repository's
+    rules (policies/) and CODEOWNERS; the additions are left uncommitted, in the working tree."""
+    root = example_repo(where)
+    for folder in ("infra", "policies", ".github"):
+        shutil.copytree(REPO_ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for stack in REPO_ROOT.glob("Pulumi*.yaml"):
+        shutil.copy(stack, root / stack.name)
+    return root
+
+
 @pytest.fixture(scope="session")
 def registry() -> Registry:
     return discover()

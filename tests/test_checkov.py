@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, Result, example_repo, write
+from conftest import REPO_ROOT, Result, example_repo, whole_template, write
 
 CHECKOV = REPO_ROOT / ".tools" / "checkov" / "bin" / "checkov"
 SKIPS = REPO_ROOT / "tests" / "checkov-skips.yaml"
@@ -138,11 +137,7 @@ def test_checkov_reports_the_ids_our_workflow_rules_name_on_their_failing_case(t
 
 
 def test_a_waiver_reaches_checkov_as_its_own_skip_annotation(tmp_path: Path, shipyard: Callable[..., Result]) -> None:
-    root = example_repo(tmp_path)
-    for folder in ("infra", "policies", ".github"):
-        shutil.copytree(REPO_ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for stack in REPO_ROOT.glob("Pulumi*.yaml"):
-        shutil.copy(stack, root / stack.name)
+    root = whole_template(tmp_path)
     write(
         root,
         {

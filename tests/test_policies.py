@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, Result, edit, example_repo, write
+from conftest import REPO_ROOT, Result, edit, example_repo, whole_template, write
 from shipyard.core.render.markdown import render_markdown
 from shipyard.core.waivers import load_waivers, waive
 from shipyard.sdk.model import Diagnostic, Severity, SourcePosition
@@ -245,12 +245,7 @@ def test_the_pr_comment_lists_mandatory_failures_then_advisory_then_waived() -> 
 @pytest.fixture
 def template(tmp_path: Path) -> Path:
     """The whole template: specs, the infra program and its stacks, the repository's rules and CODEOWNERS."""
-    root = example_repo(tmp_path)
-    for folder in ("infra", "policies", ".github"):
-        shutil.copytree(REPO_ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for stack in REPO_ROOT.glob("Pulumi*.yaml"):
-        shutil.copy(stack, root / stack.name)
-    return root
+    return whole_template(tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -87,34 +87,45 @@ def load_waivers(root: Path, rules: Collection[str], today: date) -> tuple[list[
     if ledger is None:
         return [], [replace(p, rule="waivers/invalid") for p in problems]
     waivers, findings = [], []
+
+    def at(index: int, key: str, rule: str, *, got: str, expected: str, hint: str) -> Diagnostic:
+        """A finding on waiver ``index``'s ``key``, with its line."""
+        position = doc.position(("waivers", index, key))
+        return Diagnostic.mismatch(
+            rule,
+            got=got,
+            expected=expected,
+            position=position,
+            key_path=f"waivers[{index}].{key}",
+            snippet=doc.snippet(position),
+            hint=hint,
+        )
+
     for index, spec in enumerate(ledger.waivers):
-        position = doc.position(("waivers", index))
         if spec.rule not in rules:
             findings.append(
-                Diagnostic.mismatch(
+                at(
+                    index,
+                    "rule",
                     "waivers/unknown-rule",
                     got=f"a waiver of '{spec.rule}'",
                     expected="the id of a rule `shipyard policies` lists",
-                    position=(at := doc.position(("waivers", index, "rule"))),
-                    key_path=f"waivers[{index}].rule",
-                    snippet=doc.snippet(at),
                     hint="check the id, or delete the waiver",
                 )
             )
         elif spec.expires < today:
             findings.append(
-                Diagnostic.mismatch(
+                at(
+                    index,
+                    "expires",
                     "waivers/expired",
                     got=f"a waiver of {spec.rule} for '{spec.resource}' that expired on {spec.expires.isoformat()}",
                     expected="a waiver still in force",
-                    position=(at := doc.position(("waivers", index, "expires"))),
-                    key_path=f"waivers[{index}].expires",
-                    snippet=doc.snippet(at),
                     hint="fix what the rule finds, or renew the waiver with its approver",
                 )
             )
         else:
-            waivers.append(Waiver(spec, position))
+            waivers.append(Waiver(spec, doc.position(("waivers", index))))
     return waivers, findings
 
 
