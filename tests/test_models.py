@@ -188,7 +188,8 @@ def register(uri: str, tmp_path: Path, roc_auc: float, log_loss: float = 0.17, *
 
 
 def plan_json(shipyard: Callable[..., Result], root: Path, *args: str) -> tuple[int, dict]:
-    result = shipyard("plan", "--plane", "models", "--format", "json", *args, repo=root)
+    # --full: these tests read unchanged changes' bodies too (a plan file lists those by digest alone)
+    result = shipyard("plan", "--plane", "models", "--format", "json", "--full", *args, repo=root)
     return result.code, json.loads(result.out)
 
 

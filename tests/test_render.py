@@ -110,6 +110,11 @@ def test_json_golden() -> None:
     golden("plan.json", render_json(sample_plan(), sample_findings()))
 
 
+def test_full_json_golden() -> None:
+    """``--full``: every unchanged Resource with its bodies, as plan files were before they were lean."""
+    golden("plan-full.json", render_json(sample_plan(), sample_findings(), full=True))
+
+
 def test_github_golden() -> None:
     golden("plan.github", render_github(sample_plan(), sample_findings()))
 

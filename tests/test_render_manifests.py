@@ -85,7 +85,8 @@ def test_dev_renders_every_kubernetes_object_of_the_plan_one_folder_per_team(
     assert rendered["recsys", "namespace-recsys-ml.yaml"]["metadata"]["name"] == "recsys-ml"
 
     # Exactly the Kubernetes objects of the plan's desired state for dev (from git alone), body for body.
-    plan = json.loads(shipyard("plan", "-t", "base:HEAD", "--env", "dev", "--format", "json", repo=example).out)
+    full = shipyard("plan", "-t", "base:HEAD", "--env", "dev", "--format", "json", "--full", repo=example)  # bodies too
+    plan = json.loads(full.out)
     desired = [c["desired"] for c in plan["plan"]["changes"] if c["desired"]]
     expected = {
         (r["scope"], f"{r['body']['kind']}-{r['body']['metadata']['name']}.yaml".lower()): r["body"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +44,23 @@ def report(findings: Sequence[Diagnostic], fmt: str | None) -> None:
         from shipyard.core.render.diagnostics import format_diagnostics
 
         click.echo(format_diagnostics(findings), err=True)
+
+
+def within_repo(findings: Sequence[Diagnostic], root: Path) -> list[Diagnostic]:
+    """Findings with the repository's absolute path cut from their text, leaving repo-relative paths.
+
+    What a plan prints is read elsewhere (a PR comment, a CI artifact, an annotation), so it names
+    no folder of the machine that made it; positions are repo-relative already, but a plane's
+    message may name a file under the root it was given (the local target's data).
+    """
+    prefixes = {f"{root}{os.sep}", f"{root.resolve()}{os.sep}"}
+
+    def cut(text: str) -> str:
+        for prefix in prefixes:
+            text = text.replace(prefix, "")
+        return text
+
+    return [replace(d, message=cut(d.message), hint=cut(d.hint)) for d in findings]
 
 
 def change_line(change: Change) -> str:

@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING
 import click
 
 from shipyard.cli.app import Session, pass_session, remember_format
-from shipyard.cli.output import EXIT_CHANGES, EXIT_USER, blocking, change_line, console, read_plan, report
+from shipyard.cli.output import (
+    EXIT_CHANGES,
+    EXIT_USER,
+    blocking,
+    change_line,
+    console,
+    read_plan,
+    report,
+    within_repo,
+)
 
 if TYPE_CHECKING:
     from shipyard.engine.apply import ApplyReport, Stage
@@ -31,7 +40,16 @@ if TYPE_CHECKING:
     help="text for terminals, markdown for a PR comment, json for machines, github for annotations.",
     callback=remember_format,
 )
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the full plan as JSON here.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the plan as JSON here, for apply --plan (unchanged resources by key and digest; see --full).",
+)
+@click.option(
+    "--full",
+    is_flag=True,
+    help="In the JSON (--out, --format json), write unchanged resources' bodies too, not only their digests.",
+)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has changes (0 when none).")
 @click.option("--show-unchanged", is_flag=True, help="List unchanged resources too (text format).")
 @click.option(
@@ -48,6 +66,7 @@ def plan(
     env: str,
     fmt: str,
     out: Path | None,
+    full: bool,
     detailed_exitcode: bool,
     show_unchanged: bool,
     planes: tuple[str, ...],
@@ -59,34 +78,42 @@ def plan(
       shipyard plan                                  # against the local platform
       shipyard plan -t base:origin/main -f markdown  # what a pull request changes
       shipyard plan -t dev --out plan.json           # review, then: shipyard apply --plan plan.json
+      shipyard plan -t dev --out plan.json --full    # with the bodies of unchanged resources too
       shipyard plan -t dev --plane pipelines         # one plane of an environment
     """
+    from shipyard.core.render.common import reuse_line
     from shipyard.engine import planner
+    from shipyard.engine.evaluation import reuse
     from shipyard.engine.targets import parse_target
 
     result = planner.plan(session.registry.only(planes), session.root, parse_target(target), env)
+    findings = within_repo(result.findings, session.root)
+    reused = reuse(result.evaluations)
     if out is not None:
         from shipyard.core.render.jsonout import render_json
 
-        out.write_text(render_json(result.plan, result.findings))
+        out.write_text(render_json(result.plan, findings, full=full, reuse=reused))
     if fmt == "text":
-        report(result.findings, "text")
+        report(findings, "text")
         from shipyard.core.render.text import render_text
 
         console().print(render_text(result.plan, show_unchanged=show_unchanged), highlight=False)
+        if line := reuse_line(reused):
+            click.echo(line, err=True)
     elif fmt == "markdown":
         from shipyard.core.render.markdown import render_markdown
 
-        click.echo(render_markdown(result.plan, result.findings, artifact=out.name if out else "plan.json"), nl=False)
+        artifact = out.name if out else "plan.json"
+        click.echo(render_markdown(result.plan, findings, artifact=artifact, footer=reuse_line(reused)), nl=False)
     elif fmt == "json":
         from shipyard.core.render.jsonout import render_json
 
-        click.echo(render_json(result.plan, result.findings), nl=False)
+        click.echo(render_json(result.plan, findings, full=full, reuse=reused), nl=False)
     else:
         from shipyard.core.render.github import render_github
 
-        click.echo(render_github(result.plan, result.findings), nl=False)
-    if blocking(result.findings):
+        click.echo(render_github(result.plan, findings), nl=False)
+    if blocking(findings):
         raise click.exceptions.Exit(EXIT_USER)
     if detailed_exitcode and result.plan.has_changes:
         raise click.exceptions.Exit(EXIT_CHANGES)

@@ -29,6 +29,10 @@ class Plan:
     that the world moved even where the changes would come out the same. ``commit`` is the
     git commit the plan was made from, ``base`` the one a ``base:<rev>`` plan compared with.
     ``hash`` covers all of it: it names what was reviewed.
+
+    Its JSON (``to_dict``) is lean by default: an unchanged Resource is listed by its identity and
+    its change digest, without the bodies that would otherwise make most of the file; ``full=True``
+    writes every body. Both read back (``from_dict``) to a plan with the same hash.
     """
 
     target: str
@@ -42,7 +46,10 @@ class Plan:
     def hash(self) -> str:
         content: dict[str, Any] = {
             "target": self.target,
-            "changes": [change_identity(c) for c in self.changes],
+            # Each change through its digest, so a lean entry (no bodies) counts exactly as its full
+            # form would. Its key and action beside it, because a lean entry's digest cannot be
+            # checked against them: an edited key, or an update passed off as unchanged, moves the hash.
+            "changes": [[c.key, c.action.value, change_digest(c)] for c in self.changes],
             "facts": self.facts,
         }
         # Only when set, so plans made without them (from git alone, in tests) keep their hash.
@@ -61,7 +68,8 @@ class Plan:
     def counts(self) -> Counter[Action]:
         return Counter(c.action for c in self.changes)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, full: bool = False) -> dict[str, Any]:
+        """The plan file's content; unchanged Resources by key and digest only, unless ``full``."""
         return {
             "format": PLAN_FORMAT,
             "target": self.target,
@@ -69,7 +77,7 @@ class Plan:
             "summary": {action.value: self.counts().get(action, 0) for action in Action},
             "commit": self.commit,
             "base": self.base,
-            "changes": [_change_dict(c) for c in self.changes],
+            "changes": [_change_dict(c, full) for c in self.changes],
             "facts": self.facts,
             "observed": self.observed,
         }
@@ -81,19 +89,7 @@ class Plan:
         if data.get("format") != PLAN_FORMAT:
             raise UserError(f"not a Shipyard plan (format {data.get('format')!r}, expected {PLAN_FORMAT!r})", hint)
         try:
-            changes = tuple(
-                Change(
-                    plane=c["plane"],
-                    kind=c["kind"],
-                    scope=c["scope"],
-                    name=c["name"],
-                    action=Action(c["action"]),
-                    diffs=tuple(FieldDiff.from_dict(d) for d in c["diffs"]),
-                    desired=Resource.from_dict(c["desired"]) if c.get("desired") else None,
-                    observed=Resource.from_dict(c["observed"]) if c.get("observed") else None,
-                )
-                for c in data["changes"]
-            )
+            changes = tuple(_change_from(c) for c in data["changes"])
             plan = cls(
                 data["target"],
                 changes,
@@ -104,7 +100,10 @@ class Plan:
             )
         except (KeyError, TypeError, ValueError) as error:
             raise UserError(f"not a usable plan ({type(error).__name__}: {error})", hint) from error
-        if data.get("hash") != plan.hash:
+        # The hash covers each change's key as derived from its plane, kind, scope and name; the
+        # "key" written beside them is what readers of the file go by, so it must agree.
+        keys_agree = [c.get("key") for c in data["changes"]] == [c.key for c in changes]
+        if not keys_agree or data.get("hash") != plan.hash:
             raise UserError("the plan file was edited after it was made (its hash does not match its content)", hint)
         return plan
 
@@ -167,7 +166,8 @@ def change_identity(change: Change) -> dict[str, Any]:
 
 
 def change_digest(change: Change) -> str:
-    return _digest(change_identity(change))
+    """The digest of ``change_identity``; a change read from a lean plan without bodies carries it."""
+    return change.digest or _digest(change_identity(change))
 
 
 def fingerprint(observed: Sequence[Resource]) -> str:
@@ -175,19 +175,39 @@ def fingerprint(observed: Sequence[Resource]) -> str:
     return _digest(sorted((r.key, r.body) for r in observed))
 
 
-def _change_dict(change: Change) -> dict[str, Any]:
-    return {
+def _change_dict(change: Change, full: bool) -> dict[str, Any]:
+    identity = {
         "key": change.key,
         "plane": change.plane,
         "kind": change.kind,
         "scope": change.scope,
         "name": change.name,
         "action": change.action.value,
+    }
+    # A change read back without its bodies can only be written without them again.
+    if change.digest or (change.action is Action.NOOP and not full):
+        return identity | {"digest": change_digest(change)}
+    return identity | {
         "source": str(change.source) if change.source else None,
         "diffs": [d.to_dict() for d in change.diffs],
         "desired": None if change.desired is None else change.desired.to_dict(),
         "observed": None if change.observed is None else change.observed.to_dict(),
     }
+
+
+def _change_from(entry: Mapping[str, Any]) -> Change:
+    action = Action(entry["action"])
+    identity = (entry["plane"], entry["kind"], entry["scope"], entry["name"], action)
+    if "digest" in entry:  # a lean entry: it has nothing to apply, so only an unchanged Resource may be one
+        if action is not Action.NOOP or not isinstance(entry["digest"], str) or not entry["digest"]:
+            raise ValueError(f"{entry.get('key')}: only an unchanged resource is listed by digest alone")
+        return Change(*identity, digest=entry["digest"])
+    return Change(
+        *identity,
+        diffs=tuple(FieldDiff.from_dict(d) for d in entry["diffs"]),
+        desired=Resource.from_dict(entry["desired"]) if entry.get("desired") else None,
+        observed=Resource.from_dict(entry["observed"]) if entry.get("observed") else None,
+    )
 
 
 def _digest(data: Any) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from shipyard.core.plan import make_plan
 from shipyard.engine import planner
+from shipyard.engine.evaluation import repository_cache
 from shipyard.engine.registry import Registry
 from shipyard.engine.state.applied import Applied, read_applied
 from shipyard.engine.state.home import open_store
@@ -46,8 +47,9 @@ def drift(registry: Registry, root: Path, ref: TargetRef) -> Drift:
             f"nothing has been applied to '{ref.name}' yet, so there is no record to compare with",
             hint=f"shipyard apply -t {ref.name} (drift compares the target with its last apply)",
         )
-    ctxs = planner.contexts(registry, root, checked.specs, ref.name, target)
-    head = planner.desired_state(registry, ctxs)
+    cache = repository_cache(root)
+    ctxs = planner.contexts(registry, root, checked.specs, ref.name, target, cache)
+    head = planner.desired_state(registry, ctxs, cache)
     live = [r for plane in registry.planes for r in plane.observe(ctxs[plane.name], target)]
     planes = {plane.name for plane in registry.planes}
     last = [r for r in applied.resources.values() if r.plane in planes]

@@ -27,6 +27,7 @@ from shipyard.core.render.manifests import (
     with_checkov_skips,
 )
 from shipyard.engine import planner
+from shipyard.engine.evaluation import repository_cache
 from shipyard.engine.registry import Registry
 from shipyard.sdk.errors import UserError
 from shipyard.sdk.kinds import Kind, SpecSet
@@ -66,12 +67,13 @@ def render(registry: Registry, root: Path, environment: str, facts: Mapping[str,
     reviewed plan pinned them) replace git alone for the planes they name."""
     validation = planner.validate(registry, root)
     require_environment(validation.specs, environment)
-    ctxs = planner.contexts(registry, root, validation.specs, environment, target=None)
+    cache = repository_cache(root)
+    ctxs = planner.contexts(registry, root, validation.specs, environment, None, cache)
     facts = facts or {}
     pinned = tuple(sorted(name for name in ctxs if facts.get(name)))
     for name in pinned:
         ctxs[name] = replace(ctxs[name], live=True, facts=facts[name])
-    desired = planner.desired_state(registry, ctxs)
+    desired = planner.desired_state(registry, ctxs, cache)
     findings = validation.findings + validation.resource_findings(desired)
     objects = kubernetes_objects(desired)
     for plane in registry.planes:

@@ -12,10 +12,12 @@ from shipyard.core.policies import run_policies
 from shipyard.core.repo import load_specs
 from shipyard.core.waivers import Waiver, load_waivers, waive
 from shipyard.engine import local
+from shipyard.engine.evaluation import Evaluation, code_version, evaluate, repository_cache
 from shipyard.engine.policies import Rules, rules_in_force
 from shipyard.engine.registry import Registry
 from shipyard.engine.revisions import checkout, commit_of, head_commit
 from shipyard.engine.targets import TargetRef
+from shipyard.sdk.cache import Cache
 from shipyard.sdk.errors import SpecError, UserError
 from shipyard.sdk.kinds import SpecSet
 from shipyard.sdk.model import Diagnostic, Resource
@@ -48,6 +50,9 @@ class PlanResult:
     findings: tuple[Diagnostic, ...]
     contexts: Mapping[str, DesiredContext]
     target: Target | None
+    #: How the desired state was computed: per side (``head``, and ``base`` for a base plan), each plane's
+    #: units reused from the cache and computed (``Evaluation``).
+    evaluations: Mapping[str, Evaluation] = field(default_factory=dict)
 
 
 def validate(registry: Registry, root: Path, today: date | None = None) -> Validation:
@@ -70,19 +75,23 @@ def resolve(registry: Registry, root: Path, ref: TargetRef) -> Target:
 
 
 def contexts(
-    registry: Registry, root: Path, specs: SpecSet, environment: str, target: Target | None
+    registry: Registry,
+    root: Path,
+    specs: SpecSet,
+    environment: str,
+    target: Target | None,
+    cache: Cache | None = None,
 ) -> dict[str, DesiredContext]:
     """Each plane's context: with ``target``, the facts its ``pin`` read from it; without, git alone."""
-    for plane in registry.planes:
-        plane.warm_up(root)
-    base = DesiredContext(root, specs, environment, live=target is not None, providers=registry.providers)
+    base = DesiredContext(root, specs, environment, live=target is not None, providers=registry.providers, cache=cache)
     if target is None:
         return {plane.name: base for plane in registry.planes}
     return {plane.name: replace(base, facts=plane.pin(base, target)) for plane in registry.planes}
 
 
-def desired_state(registry: Registry, ctxs: Mapping[str, DesiredContext]) -> list[Resource]:
-    return [resource for plane in registry.planes for resource in plane.desired(ctxs[plane.name])]
+def desired_state(registry: Registry, ctxs: Mapping[str, DesiredContext], cache: Cache | None = None) -> list[Resource]:
+    """Every plane's desired Resources, reusing the units ``cache`` holds (none kept when it is not given)."""
+    return evaluate(registry.planes, ctxs, cache or Cache(None, code_version()), check=False).resources
 
 
 def plan(
@@ -107,17 +116,18 @@ def plan(
     validation = validation or validate(registry, root)
     ref.require_declared(validation.specs)  # at once: an unknown environment is no plane's problem
     target = None if ref.kind == "base" else resolve(registry, root, ref)
-    ctxs = contexts(registry, root, validation.specs, environment, target)
-    desired = desired_state(registry, ctxs)
-    findings = validation.findings + validation.resource_findings(desired)
-    if check_data:
-        for plane in registry.planes:
-            own = [r for r in desired if r.plane == plane.name]
-            findings += tuple(plane.check(ctxs[plane.name], own))
+    cache = repository_cache(root)
+    ctxs = contexts(registry, root, validation.specs, environment, target, cache)
+    head = evaluate(registry.planes, ctxs, cache, check=check_data)
+    desired = head.resources
+    findings = validation.findings + validation.resource_findings(desired) + head.findings
+    evaluations = {"head": head}
     seen: dict[str, str] = {}
     observed: list[Resource] = []
     if target is None:
-        observed = list(_desired_at(registry, root, ref.revision, environment))
+        evaluations["base"] = _evaluate_at(registry, root, ref.revision, environment, cache)
+        # Positions from a temporary tree would point nowhere; the keys are what matter.
+        observed = [replace(r, source=None) for r in evaluations["base"].resources]
     else:
         for plane in registry.planes:
             own = list(plane.observe(ctxs[plane.name], target))
@@ -131,10 +141,11 @@ def plan(
         commit=head_commit(root),
         base=commit_of(root, ref.revision) if target is None else "",
     )
-    return PlanResult(bound, findings, ctxs, target)
+    return PlanResult(bound, findings, ctxs, target, evaluations)
 
 
-def _desired_at(registry: Registry, root: Path, revision: str, environment: str) -> list[Resource]:
+def _evaluate_at(registry: Registry, root: Path, revision: str, environment: str, cache: Cache) -> Evaluation:
+    """``revision``'s desired state, from git alone: every unit the change did not touch is reused from ``cache``."""
     with checkout(root, revision) as tree:
         try:
             specs = load_specs(tree, registry.kinds)
@@ -143,8 +154,4 @@ def _desired_at(registry: Registry, root: Path, revision: str, environment: str)
                 f"the specs at base revision '{revision}' do not validate ({error.message})",
                 hint="plan against a revision whose specs are valid",
             ) from error
-        # Positions from a temporary tree would point nowhere; the keys are what matter.
-        return [
-            replace(r, source=None)
-            for r in desired_state(registry, contexts(registry, tree, specs, environment, target=None))
-        ]
+        return evaluate(registry.planes, contexts(registry, tree, specs, environment, None, cache), cache, check=False)

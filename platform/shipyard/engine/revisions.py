@@ -59,7 +59,7 @@ def _git(root: Path, *args: str, what: str) -> str:
         raise UserError("planning against base:<rev> needs git on PATH") from error
     if result.returncode != 0:
         raise UserError(
-            f"git revision '{what}' not found in {root}",
+            f"git revision '{what}' not found in this repository",
             hint="fetch more history (actions/checkout with fetch-depth: 0) or check the name",
         )
     return result.stdout

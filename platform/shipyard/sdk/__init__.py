@@ -12,6 +12,7 @@ A minimal plugin module, registered under the ``shipyard.plugins`` entry point::
         return [Kind("VectorIndex", VectorIndexSpec, globs=("vector-indexes/**/*.yaml",))]
 """
 
+from shipyard.sdk.cache import Cache, Unit
 from shipyard.sdk.errors import (
     ApplyError,
     ChangesFailed,
@@ -60,6 +61,7 @@ __all__ = [
     "Action",
     "Applier",
     "ApplyError",
+    "Cache",
     "Change",
     "ChangesFailed",
     "DesiredContext",
@@ -91,6 +93,7 @@ __all__ = [
     "Target",
     "TargetUnavailable",
     "TransientError",
+    "Unit",
     "UserError",
     "content_digest",
     "hookimpl",

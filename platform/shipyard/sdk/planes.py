@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
+from shipyard.sdk.cache import Cache, Unit
 from shipyard.sdk.errors import TargetUnavailable, UserError
 from shipyard.sdk.kinds import SpecSet
 from shipyard.sdk.model import Change, Diagnostic, FieldPath, Resource
@@ -86,6 +87,15 @@ class DesiredContext:
     #: provenance an applier records (``sdk.provenance``). Empty while planning: ``desired`` never reads them.
     plan: str = ""
     commit: str = ""
+    #: The units (``Plane.units``) to compute, by scope; None: all. A plane with units computes, in
+    #: ``desired`` and ``check``, only what belongs to these (the engine has the rest already).
+    scopes: frozenset[str] | None = None
+    #: Where a plane may keep slow intermediate results by the digest of their inputs (``sdk.cache``).
+    cache: Cache | None = field(default=None, compare=False, repr=False)
+
+    def wants(self, scope: str | None) -> bool:
+        """Whether this evaluation computes ``scope``'s part (every part when ``scopes`` is None)."""
+        return self.scopes is None or scope in self.scopes
 
     def provider(self, service: type[S]) -> S:
         """The installed plane that offers ``service``, an SDK protocol such as ``OnlineFeatures``.
@@ -128,6 +138,8 @@ class Plane(abc.ABC):
     name: ClassVar[str]
     order: ClassVar[int]
     ignored_fields: ClassVar[Mapping[str, Sequence[FieldPath]]] = {}
+    #: Distributions whose version is part of this plane's cache digests (what computes its desired state).
+    libraries: ClassVar[tuple[str, ...]] = ()
 
     def warm_up(self, root: Path) -> None:
         """Start slow work (a worker process importing heavy libraries) before ``desired`` is asked.
@@ -142,12 +154,27 @@ class Plane(abc.ABC):
 
     @abc.abstractmethod
     def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
-        """Resources this repo declares for ``ctx.environment``, given ``ctx.facts``. Pure."""
+        """Resources this repo declares for ``ctx.environment``, given ``ctx.facts``. Pure.
+
+        A plane with ``units`` yields only the Resources of the scopes ``ctx.wants``.
+        """
+
+    def units(self, ctx: DesiredContext) -> Sequence[Unit] | None:
+        """The parts of this plane's desired state and the inputs of each, so a plan reuses unchanged ones.
+
+        Each Resource ``desired`` yields, and each finding of ``check``, belongs to the unit of its
+        scope (a team, a stack). A unit's ``paths`` and ``facts`` must cover everything its part
+        reads: two evaluations with the same inputs give the same Resources and findings. The
+        engine then computes only the units whose inputs it has not seen, and says which it
+        reused. None (the default): the plane is computed whole every time.
+        """
+        return None
 
     def check(self, ctx: DesiredContext, resources: Sequence[Resource]) -> Iterable[Diagnostic]:
         """Checks of what the desired state stands on (not of the specs), run during plan.
 
-        ``resources`` are this plane's desired Resources. Errors stop plan and apply like
+        ``resources`` are this plane's desired Resources (with ``units``: those of the scopes
+        ``ctx.wants``, whose findings alone it returns). Errors stop plan and apply like
         mandatory policies. Example: Great Expectations suites on a sample of each view's data.
         """
         return ()

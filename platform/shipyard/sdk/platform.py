@@ -105,6 +105,12 @@ def namespace_of(team: Spec) -> str:
     return spec.namespace or team.name
 
 
+def team_file(specs: SpecSet, team: str) -> tuple[str, ...]:
+    """The file declaring the team called ``team`` (none when it is not declared): an input of its units."""
+    found = specs.named(TEAM.name, team)
+    return () if found is None else (found.source.file,)
+
+
 def team_namespace(specs: SpecSet, team: str) -> str:
     """The namespace of the team called ``team`` (its name when the team is not declared)."""
     found = specs.named(TEAM.name, team)

@@ -54,6 +54,15 @@ class NodePools(Protocol):
         """Each GPU node pool's name, with the stacks that declare it; None when the repo declares no stack."""
         ...
 
+    def pool_files(self, root: Path) -> list[str]:
+        """The repository-relative files ``gpu_pools`` reads (a unit that checks pools lists them as inputs)."""
+        ...
+
+
+def node_pool_files(ctx: DesiredContext) -> tuple[str, ...]:
+    """What ``unknown_gpu_pool`` reads in ``ctx``'s repository: part of the inputs of any unit that calls it."""
+    return tuple(f for p in ctx.providers if isinstance(p, NodePools) for f in p.pool_files(ctx.root))
+
 
 def unknown_gpu_pool(ctx: DesiredContext, spec: Spec, path: FieldPath, pool: str) -> Diagnostic | None:
     """An error at ``path`` when ``pool`` is not a GPU node pool of every stack (None when it is, or

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from shipyard.core.plan import Plan
@@ -64,3 +65,22 @@ def one_line(change: Change, shown: int = 2) -> str:
     parts = [f"{d.dotted}: {short(d.before, 30)} -> {short(d.after, 30)}" for d in change.diffs[:shown]]
     more = f" (+{len(change.diffs) - shown} more)" if len(change.diffs) > shown else ""
     return "  " + "; ".join(parts) + more
+
+
+def reuse_line(reuse: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
+    """``reused 2,499 of 2,503 units; computed: models/fraud``: what a plan took from its cache.
+
+    ``reuse`` is, per side of the plan (head, base) and plane, the count of units reused and the
+    scopes computed.
+    """
+    reused = sum(p["reused"] for side in reuse.values() for p in side.values())
+    computed = [f"{plane}/{scope}" for side in reuse.values() for plane, p in side.items() for scope in p["computed"]]
+    if not reused and not computed:
+        return ""
+    shown = ", ".join(dict.fromkeys(computed[:MAX_COMPUTED]))
+    more = f" and {len(computed) - MAX_COMPUTED} more" if len(computed) > MAX_COMPUTED else ""
+    return f"reused {reused:,} of {reused + len(computed):,} units; computed: {shown or 'none'}{more}"
+
+
+#: Units a reuse line names before it counts the rest.
+MAX_COMPUTED = 8

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from shipyard.core.plan import Plan
 from shipyard.sdk.model import Diagnostic
 
 
-def render_json(plan: Plan | None, diagnostics: Sequence[Diagnostic] = ()) -> str:
+def render_json(
+    plan: Plan | None,
+    diagnostics: Sequence[Diagnostic] = (),
+    *,
+    full: bool = False,
+    reuse: Mapping[str, Any] | None = None,
+) -> str:
+    """Unchanged Resources by key and digest only (a plan file at 500 teams stays small), unless ``full``;
+    ``reuse`` says which units the plan took from its cache (beside the plan: not part of what was reviewed)."""
     data: dict[str, object] = {"diagnostics": [d.to_dict() for d in diagnostics]}
     if plan is not None:
-        data["plan"] = plan.to_dict()
+        data["plan"] = plan.to_dict(full=full)
+    if reuse:
+        data["reuse"] = reuse
     return json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"

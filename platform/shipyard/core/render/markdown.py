@@ -28,13 +28,17 @@ def render_markdown(
     *,
     artifact: str = "plan.json",
     limit: int = GITHUB_COMMENT_LIMIT,
+    footer: str = "",
 ) -> str:
     """Full detail when it fits; otherwise the summary, findings and changed keys only,
-    cut further if needed, with a pointer to the JSON artifact holding everything."""
+    cut further if needed, with a pointer to the JSON artifact holding everything. ``footer``
+    (how the plan was computed) closes the comment, within the same limit."""
+    foot = f"\n<sub>{footer}</sub>\n" if footer else ""
+    limit -= len(foot)
     head = _head(plan, diagnostics, limit // 2)  # findings take at most half: the changes are the rest
     full = head + _details(plan)
     if len(full) <= limit:
-        return full
+        return full + foot
     note = f"\n> Too large for a comment: field details are in the `{artifact}` artifact of this run.\n"
     keys = [f"- {SYMBOL[c.action]} {VERB[c.action]} `{c.key}`" for c in plan.pending]
     budget = limit - len(head) - len(note) - 200
@@ -46,7 +50,7 @@ def render_markdown(
             break
         shown.append(line)
     more = f"\n- ... and {len(keys) - len(shown)} more" if len(shown) < len(keys) else ""
-    return head + note + "\n".join(shown) + more + "\n"
+    return head + note + "\n".join(shown) + more + "\n" + foot
 
 
 def _head(plan: Plan, diagnostics: Sequence[Diagnostic], budget: int = GITHUB_COMMENT_LIMIT // 2) -> str:

@@ -50,11 +50,12 @@ from shipyard.sdk import (
     SpecError,
     SpecSet,
     Target,
+    Unit,
     content_digest,
     hookimpl,
 )
 from shipyard.sdk.files import links_under
-from shipyard.sdk.platform import TEAM
+from shipyard.sdk.platform import TEAM, team_file
 from shipyard.sdk.store import ResourceStore
 from shipyard.sdk.worker import Worker
 
@@ -80,6 +81,7 @@ REGISTRY_KINDS = frozenset(
 class FeaturesPlane(Plane):
     name = PLANE
     order = 30
+    libraries = ("feast", "great-expectations", "pyarrow", "pandas")
     # Feast's registry keeps the source's class in its own field, not in the stored spec (and
     # its full apply, used for cloud stores, drops it from a view's embedded source too).
     ignored_fields: ClassVar[Mapping[str, Sequence[FieldPath]]] = {
@@ -115,6 +117,23 @@ class FeaturesPlane(Plane):
         newest: dict[str, str | None] = self.team_worker.call("newest", uris=uris, root=str(ctx.root)) if uris else {}
         return {"newest": dict(sorted(newest.items()))}
 
+    def units(self, ctx: DesiredContext) -> Sequence[Unit]:
+        """One per team with features or checks: its folder, its Team spec, the environment's store and, for a
+        live plan, the data its checks read and the newest events pinned for its views."""
+        stores = ctx.specs.named(FEATURE_STORE.name, ctx.environment)
+        shared = () if stores is None else (stores.source.file,)
+        teams = set(_teams(ctx)) | {str(c.team) for c in ctx.specs.of_kind(DATA_CHECK.name)}
+        found = []
+        for team in sorted(teams):
+            paths = [f"{PLANE}/{team}", *team_file(ctx.specs, team), *shared]
+            paths += (c.source.file for c in checks_of(ctx.specs, team))
+            facts = None
+            if ctx.live:
+                paths += _local_data(ctx, team)
+                facts = {k: v for k, v in ctx.facts.get("newest", {}).items() if k.startswith(f"{team}/")}
+            found.append(Unit(team, tuple(paths), facts))
+        return found
+
     def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
         found = self._parse(ctx)
         resources = []
@@ -133,7 +152,7 @@ class FeaturesPlane(Plane):
 
     def _parse(self, ctx: DesiredContext) -> dict[str, Any]:
         """Each team's Feast objects (and file sources, and views' sources), read by Feast in the worker."""
-        teams = [t.name for t in ctx.specs.of_kind(TEAM.name) if (ctx.root / PLANE / t.name).is_dir()]
+        teams = [team for team in _teams(ctx) if ctx.wants(team)]
         if not teams:
             return {}
         # Feast reads the whole folder: a link in it could make it echo any file.
@@ -144,10 +163,23 @@ class FeaturesPlane(Plane):
         settings = {
             team: {"config": repo_config(store, team, ctx.root), "offline": offline_uri(store, team)} for team in teams
         }
-        found: dict[str, Any] = self.team_worker.call(
-            "desired", root=str(ctx.root), teams=settings, infra=ctx.environment == "local"
-        )
-        return found
+        infra = ctx.environment == "local"
+        if not ctx.live or ctx.cache is None:
+            found: dict[str, Any] = self.team_worker.call("desired", root=str(ctx.root), teams=settings, infra=infra)
+            return found
+        # A live plan (apply, up) parses the same folders each time: Feast's answer is kept by their digest.
+        digests = {
+            team: ctx.cache.digest(ctx.root, (f"{PLANE}/{team}",), [str(ctx.root), settings[team], infra])
+            for team in teams
+        }
+        kept = {team: ctx.cache.get("features/parse", digest) for team, digest in digests.items()}
+        missing = {team: settings[team] for team, value in kept.items() if value is None}
+        if missing:
+            fresh = self.team_worker.call("desired", root=str(ctx.root), teams=missing, infra=infra)
+            for team, value in fresh.items():
+                ctx.cache.put("features/parse", digests[team], value)
+                kept[team] = value
+        return kept
 
     def check(self, ctx: DesiredContext, resources: Sequence[Resource]) -> Iterable[Diagnostic]:
         """Each DataCheck names views its team declares, and holds on a sample of its data where it is readable.
@@ -159,7 +191,7 @@ class FeaturesPlane(Plane):
         if not checks:
             return
         store = feature_store(ctx.specs, ctx.environment)
-        for check in checks:
+        for check in filter(lambda c: ctx.wants(c.team), checks):
             team = str(check.team)
             views = {r.name for r in resources if r.kind == "FeatureView" and r.scope == team}
             for index, view in enumerate(check.spec.feature_views):
@@ -177,7 +209,7 @@ class FeaturesPlane(Plane):
             result = self.team_worker.call(
                 "check", path=path, expectations=expectations(check), sample_rows=check.spec.sample_rows
             )
-            yield from check_findings(check, path, result, sampled=True)
+            yield from check_findings(check, shown(ctx.root, path), result, sampled=True)
 
     # -- targets ----------------------------------------------------------------------------------
 
@@ -232,7 +264,7 @@ class FeaturesPlane(Plane):
         for check in (c for c in checks_of(ctx.specs, team) if window["featureView"] in c.spec.feature_views):
             path = data_path(target.root, store, team, check.spec)
             result = self.team_worker.call("check", path=path, expectations=expectations(check), sample_rows=None)
-            failures += check_findings(check, path, result, sampled=False)
+            failures += check_findings(check, shown(target.root, path), result, sampled=False)
         if failures:
             raise DataCheckFailed(failures, f"{team}/{window['featureView']} was not materialized")
         self.worker.call(
@@ -307,6 +339,30 @@ def _keep_check(change: Change, ctx: DesiredContext, target: Target) -> None:
         _records(target).delete(change.key)
     else:
         _records(target).put(change.desired)
+
+
+def shown(root: Path, path: str) -> str:
+    """A data file as findings name it: relative to the repository (what a plan prints is read elsewhere)."""
+    where = Path(path)
+    return where.relative_to(root).as_posix() if where.is_relative_to(root) else path
+
+
+def _teams(ctx: DesiredContext) -> list[str]:
+    """The declared teams with a features folder: those whose Feast definitions are read."""
+    return [t.name for t in ctx.specs.of_kind(TEAM.name) if (ctx.root / PLANE / t.name).is_dir()]
+
+
+def _local_data(ctx: DesiredContext, team: str) -> list[str]:
+    """The files in the repository that ``team``'s checks read on a live target (its local data)."""
+    store = ctx.specs.named(FEATURE_STORE.name, ctx.environment)
+    if store is None:
+        return []
+    found = []
+    for check in checks_of(ctx.specs, team):
+        path = Path(data_path(ctx.root, store.spec, team, check.spec))
+        if path.is_relative_to(ctx.root):
+            found.append(path.relative_to(ctx.root).as_posix())
+    return found
 
 
 def checks_of(specs: SpecSet, team: str) -> list[Spec]:

@@ -28,6 +28,7 @@ stack moved since the preview (the deployed side is the plane's observed fingerp
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -48,6 +49,7 @@ from shipyard.sdk import (
     Resource,
     Severity,
     Target,
+    Unit,
     UserError,
     hookimpl,
 )
@@ -61,6 +63,7 @@ STACK_UPDATE = "StackUpdate"
 class InfraPlane(Plane):
     name = PLANE
     order = 10
+    libraries = ("pulumi", "pulumi-aws", "pulumi-kubernetes")
 
     def pin(self, ctx: DesiredContext, target: Target) -> Facts:
         """A deployed stack's ``pulumi preview``: both sides of every step, as the engine reported them."""
@@ -79,8 +82,15 @@ class InfraPlane(Plane):
             "updatePlan": found.update_plan,
         }
 
+    def units(self, ctx: DesiredContext) -> Sequence[Unit]:
+        """One per stack: the program reads ``infra/``, its stack file and every Team spec (tenancy, budgets)."""
+        teams = sorted({t.source.file for t in ctx.specs.of_kind(TEAM.name)})
+        program = ("infra", "Pulumi.yaml", *teams)
+        facts = dict(ctx.facts) or None
+        return [Unit(stack, (*program, stack_file(ctx.root, stack).name), facts) for stack in _stacks_for(ctx)]
+
     def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
-        chosen = _stacks_for(ctx)
+        chosen = [stack for stack in _stacks_for(ctx) if ctx.wants(stack)]
         configs = {stack: load_stack(ctx.root, stack) for stack in chosen}  # bad config: stop before running
         sources = {stack: config_sources(ctx.root, stack) for stack in chosen}
 
@@ -106,14 +116,17 @@ class InfraPlane(Plane):
             )
             return [update, *proposed]
         graphs = evaluate_stacks(ctx.root, chosen)
-        planned = []
+        planned: list[Resource] = []
         for stack in chosen:
-            planned += [placed(resource_of(stack, item)) for item in graphs[stack]]
+            # Pulumi registers resources as their inputs resolve, in an order that varies from run to run;
+            # the plan lists them by name, so the same program always makes the same plan (and hash).
+            registered = sorted((resource_of(stack, item) for item in graphs[stack]), key=lambda r: r.key)
+            planned += map(placed, registered)
             planned += cost_resources(ctx, stack, configs[stack])
         return planned
 
     def check(self, ctx: DesiredContext, resources: Sequence[Resource]) -> Iterable[Diagnostic]:
-        for stack in _stacks_for(ctx):
+        for stack in filter(ctx.wants, _stacks_for(ctx)):
             config = load_stack(ctx.root, stack)
             for budget in _team_budgets(ctx, config, stack):
                 if budget.body["usdPerMonthAtQuota"] > budget.body["budgetUsd"]:
@@ -138,11 +151,12 @@ class InfraPlane(Plane):
         found = stacks(root)
         if not found:
             return None
-        pools: dict[str, list[str]] = {}
-        for stack in found:
-            for pool in load_stack(root, stack).gpu_pools:
-                pools.setdefault(pool.name, []).append(stack)
-        return pools
+        # Asked once per workload that names a pool: each stack file is read once while it stays the same.
+        files = tuple((stack, _identity(stack_file(root, stack))) for stack in found)
+        return {name: list(where) for name, where in _pools(root, files).items()}
+
+    def pool_files(self, root: Path) -> list[str]:
+        return [stack_file(root, stack).name for stack in stacks(root)]
 
     def apply(self, change: Change, ctx: DesiredContext, target: Target) -> None:
         """The stack's update runs the reviewed update plan; its resources' changes are what it applies."""
@@ -156,6 +170,20 @@ class InfraPlane(Plane):
         from shipyard.planes.infra import preview
 
         preview.up(ctx.root, change.scope, change.desired.payload["updatePlan"])
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    status = path.stat()
+    return status.st_mtime_ns, status.st_size
+
+
+@functools.cache
+def _pools(root: Path, files: tuple[tuple[str, tuple[int, int]], ...]) -> dict[str, tuple[str, ...]]:
+    pools: dict[str, list[str]] = {}
+    for stack, _ in files:
+        for pool in load_stack(root, stack).gpu_pools:
+            pools.setdefault(pool.name, []).append(stack)
+    return {name: tuple(where) for name, where in pools.items()}
 
 
 def _stacks_for(ctx: DesiredContext) -> list[str]:

@@ -64,14 +64,15 @@ from shipyard.sdk import (
     StalePlanError,
     Target,
     TargetUnavailable,
+    Unit,
     UserError,
     content_digest,
     hookimpl,
     processes,
 )
 from shipyard.sdk.kubernetes import SERVER_SET_FIELDS
-from shipyard.sdk.platform import MLFLOW_SERVICE, environment, tracking
-from shipyard.sdk.services import TrainedModels, unknown_gpu_pool
+from shipyard.sdk.platform import MLFLOW_SERVICE, environment, team_file, tracking
+from shipyard.sdk.services import TrainedModels, node_pool_files, unknown_gpu_pool
 from shipyard.sdk.store import ResourceStore
 
 if TYPE_CHECKING:
@@ -117,6 +118,22 @@ class ModelsPlane(Plane):
         if problems:
             raise SpecError(problems, f"{len(problems)} reference(s) in model deployments name nothing")
         return {"deployments": found}
+
+    def units(self, ctx: DesiredContext) -> Sequence[Unit]:
+        """One per team: its deployments' specs and pinned facts, its Team spec (the namespace), the GPU pools."""
+        teams: dict[str, list[Spec]] = {}
+        for spec in _deployments(ctx.specs, ctx.environment):
+            teams.setdefault(str(spec.team), []).append(spec)
+        pinned = ctx.facts.get("deployments", {})
+        pools = node_pool_files(ctx)
+        return [
+            Unit(
+                team,
+                (*sorted({s.source.file for s in specs}), *team_file(ctx.specs, team), *pools),
+                {label(s): pinned.get(label(s)) for s in specs} if pinned else None,
+            )
+            for team, specs in sorted(teams.items())
+        ]
 
     def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
         for decision in _decisions(ctx):
@@ -196,7 +213,7 @@ def _deployments(specs: SpecSet, environment_name: str) -> list[Spec]:
 
 
 def _decisions(ctx: DesiredContext) -> list[Decision]:
-    return [decide(ctx, spec) for spec in _deployments(ctx.specs, ctx.environment)]
+    return [decide(ctx, spec) for spec in _deployments(ctx.specs, ctx.environment) if ctx.wants(spec.team)]
 
 
 def _pin_one(

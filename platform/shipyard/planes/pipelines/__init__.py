@@ -47,6 +47,7 @@ from shipyard.sdk import (
     SpecError,
     SpecSet,
     Target,
+    Unit,
     UserError,
     content_digest,
     hookimpl,
@@ -54,7 +55,7 @@ from shipyard.sdk import (
 )
 from shipyard.sdk.files import linked, links_under
 from shipyard.sdk.platform import TEAM, environment, namespace_of, team_namespace, tracking
-from shipyard.sdk.services import TrainingInputs, unknown_gpu_pool
+from shipyard.sdk.services import TrainingInputs, node_pool_files, unknown_gpu_pool
 from shipyard.sdk.store import ResourceStore
 from shipyard.sdk.worker import Worker
 
@@ -80,6 +81,7 @@ NOT_RUN = frozenset({"schedule", "owner"})
 class PipelinesPlane(Plane):
     name = PLANE
     order = 40
+    libraries = ("kfp", "kfp-kubernetes")
 
     def __init__(self) -> None:
         #: Imports team code (compile): no credentials reach it.
@@ -91,9 +93,19 @@ class PipelinesPlane(Plane):
         if (root / PLANE).is_dir():
             self.team_worker.start()
 
-    def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
-        compiled = self.compile(ctx.root, ctx.specs)
+    def units(self, ctx: DesiredContext) -> Sequence[Unit]:
+        """One per team: its pipelines' folders (specs, code, committed IR) and the pools its GPU tasks name."""
+        folders: dict[str, set[str]] = {}
         for spec in ctx.specs.of_kind(PIPELINE.name):
+            # The team's folder: a pipeline's code may import a module beside its own folder.
+            folders.setdefault(str(spec.team), set()).add(Path(spec.source.file).parent.parent.as_posix())
+        pools = node_pool_files(ctx)
+        return [Unit(team, (*sorted(found), *pools)) for team, found in sorted(folders.items())]
+
+    def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
+        wanted = [s for s in ctx.specs.of_kind(PIPELINE.name) if ctx.wants(s.team)]
+        compiled = self.compile(ctx.root, wanted)
+        for spec in wanted:
             assert spec.team is not None
             source = compiled[(spec.team, spec.name)]
             body: dict[str, Any] = ir.summary(source)
@@ -107,9 +119,8 @@ class PipelinesPlane(Plane):
             }
             yield Resource(PLANE, "Pipeline", spec.team, spec.name, body, spec.source, {COMPILED: source})
 
-    def compile(self, root: Path, specs: SpecSet) -> dict[tuple[str, str], str]:
+    def compile(self, root: Path, pipelines: Sequence[Spec]) -> dict[tuple[str, str], str]:
         """Fresh IR per (team, pipeline), compiled in the worker; a spec that does not fit its code is a SpecError."""
-        pipelines = specs.of_kind(PIPELINE.name)
         # KFP imports the pipeline's folder: a link in it could make the compiler echo any file.
         folders = sorted({(root / s.source.file).parent for s in pipelines})
         links = [d for folder in folders for d in links_under(root, folder)]
@@ -137,6 +148,8 @@ class PipelinesPlane(Plane):
     def check(self, ctx: DesiredContext, resources: Sequence[Resource]) -> Iterable[Diagnostic]:
         compiled = {(r.scope, r.name): r.payload[COMPILED] for r in resources}
         for spec in ctx.specs.of_kind(PIPELINE.name):
+            if not ctx.wants(spec.team):
+                continue
             assert spec.team is not None
             fresh = compiled[(spec.team, spec.name)]
             for component in ir.installs_at_start(fresh):

@@ -20,7 +20,7 @@ def compile_pipelines(session: Session, check: bool) -> None:
 
     ctx, _ = session.context()
     plane = next(p for p in ctx.providers if isinstance(p, PipelinesPlane))
-    fresh = plane.compile(session.root, ctx.specs)
+    fresh = plane.compile(session.root, ctx.specs.of_kind(PIPELINE.name))
     stale = []
     for spec in ctx.specs.of_kind(PIPELINE.name):
         source = fresh[(str(spec.team), spec.name)]

@@ -1,0 +1,169 @@
+"""Desired state and the planes' checks, unit by unit, reusing every unit whose inputs were seen before.
+
+A plane that declares ``units`` (``Plane.units``: a team's part, a stack's, with the files and
+facts each reads) is computed only for the units whose digest the cache does not hold; the
+rest come back from ``.shipyard/cache/`` or from earlier in the same run (a pull request's
+plan computes its base and head revisions: every unit the change did not touch is computed
+once). The digest covers the inputs, the environment, and the code that computes them
+(``code_version``), so a cached unit is exactly what computing it again would give.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import shipyard
+from shipyard.sdk.cache import Cache, Unit
+from shipyard.sdk.errors import InternalError
+from shipyard.sdk.model import Diagnostic, Resource, Severity, SourcePosition
+from shipyard.sdk.planes import DesiredContext, Plane, ensure_state_root
+
+CACHE_DIR = "cache"  # under .shipyard/
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Every plane's desired Resources and check findings, and which units were reused or computed."""
+
+    resources: list[Resource]
+    findings: tuple[Diagnostic, ...] = ()
+    #: Per plane with units: the scopes taken from the cache, and those computed.
+    reused: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    computed: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def reuse(evaluations: Mapping[str, Evaluation]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per side of a plan (``head``, ``base``) and plane with units: how many units were reused, which computed."""
+    return {
+        side: {
+            plane: {"reused": len(found.reused[plane]), "computed": list(found.computed[plane])}
+            for plane in found.reused
+        }
+        for side, found in evaluations.items()
+    }
+
+
+def repository_cache(root: Path) -> Cache:
+    """The cache of the repository at ``root``: ``.shipyard/cache/``, kept across runs."""
+    return Cache(ensure_state_root(root) / CACHE_DIR, code_version())
+
+
+def evaluate(planes: Sequence[Plane], ctxs: Mapping[str, DesiredContext], cache: Cache, *, check: bool) -> Evaluation:
+    """Each plane's desired state (and, with ``check``, its checks' findings), unit by unit."""
+    units = {plane.name: plane.units(ctxs[plane.name]) for plane in planes}
+    digests = {
+        plane.name: {u.scope: _digest(cache, plane, ctxs[plane.name], u) for u in found}
+        for plane in planes
+        if (found := units[plane.name]) is not None
+    }
+    kept = {name: {s: cache.get(_namespace(name), d) for s, d in each.items()} for name, each in digests.items()}
+    for plane in planes:  # only planes with something to compute start their workers
+        own = kept.get(plane.name)
+        if own is None or any(v is None or (check and "findings" not in v) for v in own.values()):
+            plane.warm_up(ctxs[plane.name].root)
+
+    resources: list[Resource] = []
+    findings: list[Diagnostic] = []
+    reused: dict[str, tuple[str, ...]] = {}
+    computed: dict[str, tuple[str, ...]] = {}
+    for plane in planes:
+        ctx = replace(ctxs[plane.name], cache=cache)
+        if plane.name not in digests:
+            whole = list(plane.desired(ctx))
+            resources += whole
+            findings += plane.check(ctx, whole) if check else ()
+            continue
+        entries = _by_unit(plane, ctx, digests[plane.name], kept[plane.name], cache, check=check)
+        reused[plane.name] = tuple(s for s in digests[plane.name] if kept[plane.name][s] is not None)
+        computed[plane.name] = tuple(s for s in digests[plane.name] if kept[plane.name][s] is None)
+        for entry in entries.values():
+            resources += (Resource.from_dict(r) for r in entry["resources"])
+            findings += (_finding(d) for d in entry.get("findings", ()))
+    return Evaluation(resources, tuple(findings), reused, computed)
+
+
+def _by_unit(
+    plane: Plane,
+    ctx: DesiredContext,
+    digests: Mapping[str, str],
+    kept: Mapping[str, Any],
+    cache: Cache,
+    *,
+    check: bool,
+) -> dict[str, dict[str, Any]]:
+    """Each unit's entry (Resources, and findings when checked), computing the missing ones in one call."""
+    entries: dict[str, dict[str, Any]] = {s: dict(v) for s, v in kept.items() if v is not None}
+    missing = frozenset(s for s in digests if s not in entries)
+    if missing:
+        fresh: dict[str, list[dict[str, Any]]] = {s: [] for s in missing}
+        for resource in plane.desired(replace(ctx, scopes=missing)):
+            if resource.scope not in fresh:
+                raise InternalError(
+                    f"the {plane.name} plane gave {resource.key}, of a scope it was not asked for (a plane bug)"
+                )
+            fresh[resource.scope].append(resource.to_dict())
+        entries |= {s: {"resources": r} for s, r in fresh.items()}
+    if check:
+        for scope in (s for s in digests if "findings" not in entries[s]):
+            own = [Resource.from_dict(r) for r in entries[scope]["resources"]]
+            found = plane.check(replace(ctx, scopes=frozenset({scope})), own)
+            entries[scope]["findings"] = [_finding_dict(d) for d in found]
+    for scope, entry in entries.items():
+        if kept.get(scope) != entry:
+            cache.put(_namespace(plane.name), digests[scope], entry)
+    return {s: entries[s] for s in digests}
+
+
+def _finding_dict(finding: Diagnostic) -> dict[str, Any]:
+    where = finding.position
+    return asdict(finding) | {"position": None if where is None else [where.file, where.line, where.column]}
+
+
+def _finding(data: Mapping[str, Any]) -> Diagnostic:
+    where = data["position"]
+    position = None if where is None else SourcePosition(*where)
+    return Diagnostic(**(dict(data) | {"position": position, "severity": Severity(data["severity"])}))
+
+
+def _namespace(plane: str) -> str:
+    return f"desired/{plane}"
+
+
+def _digest(cache: Cache, plane: Plane, ctx: DesiredContext, unit: Unit) -> str:
+    inputs = [plane.name, plane_version(type(plane)), ctx.environment, ctx.live, unit.scope, unit.facts]
+    return cache.digest(ctx.root, unit.paths, inputs)
+
+
+@cache
+def code_version() -> str:
+    """Shipyard's own source and the Python running it: a cache made by other code is never read."""
+    found = hashlib.sha256(f"{shipyard.__version__} {sys.version}".encode())
+    package = Path(shipyard.__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        found.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return found.hexdigest()
+
+
+@cache
+def plane_version(plane: type[Plane]) -> str:
+    """The plane's own code (when it is a plugin's, outside Shipyard) and the versions of its libraries."""
+    found = hashlib.sha256(plane.__module__.encode())
+    module = sys.modules[plane.__module__]
+    source = Path(module.__file__ or "")
+    if not source.is_relative_to(Path(shipyard.__file__).parent):
+        files = sorted(source.parent.rglob("*.py")) if source.name == "__init__.py" else [source]
+        for path in files:
+            found.update(path.read_bytes())
+    for library in plane.libraries:
+        try:
+            found.update(f"{library}=={importlib.metadata.version(library)};".encode())
+        except importlib.metadata.PackageNotFoundError:
+            found.update(f"{library} absent;".encode())
+    return found.hexdigest()
