@@ -44,6 +44,7 @@ bench: install ## CLI start-up, validate, plane, local-training and serving figu
 	$(RUN) python tests/benchmarks/bench_state.py
 	$(RUN) python tests/benchmarks/bench_policies.py
 	$(RUN) python tests/benchmarks/bench_up.py
+	$(RUN) python tests/benchmarks/bench_scale.py
 
 install: .venv/.synced
 

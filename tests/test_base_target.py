@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from conftest import Result, commit, git, team_yaml, write
+from shipyard.engine.revisions import KEPT_TREES
 
 Run = Callable[..., Result]
 
@@ -42,6 +43,8 @@ def test_new_and_removed_teams(shipyard: Run, repo: Path) -> None:
 
 
 def test_planning_a_revision_leaves_git_untouched(shipyard: Run, repo: Path) -> None:
+    write(repo, {".gitignore": ".shipyard/\n"})  # as in the template: the plan cache is local state
+    commit(repo, "ignore local state")
     before = (git(repo, "status", "--porcelain"), git(repo, "worktree", "list"), git(repo, "stash", "list"))
     assert shipyard("plan", "-t", "base:HEAD", repo=repo).code == 0
     after = (git(repo, "status", "--porcelain"), git(repo, "worktree", "list"), git(repo, "stash", "list"))
@@ -69,3 +72,20 @@ def test_applying_to_a_revision_is_refused(shipyard: Run, repo: Path) -> None:
     result = shipyard("apply", "-t", "base:HEAD", repo=repo)
     assert result.code == 1
     assert "a git revision is only a baseline" in result.err
+
+
+def test_a_base_commits_tree_is_kept_and_read_again_and_old_ones_pruned(shipyard: Run, repo: Path) -> None:
+    kept = repo / ".shipyard" / "cache" / "trees"
+    assert shipyard("plan", "-t", "base:HEAD", repo=repo).code == 0
+    head = git(repo, "rev-parse", "HEAD").strip()
+    assert [t.name for t in kept.iterdir()] == [head]
+    inode = (kept / head / "platform/teams/fraud.yaml").stat().st_ino
+    assert shipyard("plan", "-t", "base:HEAD", repo=repo).code == 0
+    assert (kept / head / "platform/teams/fraud.yaml").stat().st_ino == inode  # read again, not written again
+
+    for gpus in range(3, 4 + KEPT_TREES):  # the first plans against the tree kept above
+        write(repo, {"platform/teams/fraud.yaml": team_yaml("fraud", gpu=gpus)})
+        commit(repo, f"{gpus} GPUs")
+        assert shipyard("plan", "-t", "base:HEAD~1", repo=repo).code == 0
+    assert len(list(kept.iterdir())) == KEPT_TREES
+    assert head not in {t.name for t in kept.iterdir()}  # the least recently used went first

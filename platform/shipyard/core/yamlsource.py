@@ -9,6 +9,7 @@ back as Diagnostics, all of them, so the user fixes everything in one pass.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +83,15 @@ def read_yaml(path: Path, display: str) -> tuple[list[YamlDocument], list[Diagno
                 hint="split the file",
             )
         ]
-    return parse_yaml(raw, display)
+    documents, problems = _parsed(raw, display)
+    return list(documents), list(problems)
+
+
+@functools.lru_cache(maxsize=16_384)
+def _parsed(raw: bytes, display: str) -> tuple[tuple[YamlDocument, ...], tuple[Diagnostic, ...]]:
+    """``parse_yaml``, once per file content: a base revision's plan reads thousands of files unchanged at head."""
+    documents, problems = parse_yaml(raw, display)
+    return tuple(documents), tuple(problems)
 
 
 def parse_yaml(raw: bytes, file: str) -> tuple[list[YamlDocument], list[Diagnostic]]:

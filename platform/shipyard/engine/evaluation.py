@@ -14,6 +14,7 @@ import hashlib
 import importlib.metadata
 import sys
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -69,24 +70,36 @@ def evaluate(planes: Sequence[Plane], ctxs: Mapping[str, DesiredContext], cache:
         if own is None or any(v is None or (check and "findings" not in v) for v in own.values()):
             plane.warm_up(ctxs[plane.name].root)
 
-    resources: list[Resource] = []
-    findings: list[Diagnostic] = []
-    reused: dict[str, tuple[str, ...]] = {}
-    computed: dict[str, tuple[str, ...]] = {}
-    for plane in planes:
-        ctx = replace(ctxs[plane.name], cache=cache)
-        if plane.name not in digests:
-            whole = list(plane.desired(ctx))
-            resources += whole
-            findings += plane.check(ctx, whole) if check else ()
-            continue
-        entries = _by_unit(plane, ctx, digests[plane.name], kept[plane.name], cache, check=check)
-        reused[plane.name] = tuple(s for s in digests[plane.name] if kept[plane.name][s] is not None)
-        computed[plane.name] = tuple(s for s in digests[plane.name] if kept[plane.name][s] is None)
-        for entry in entries.values():
-            resources += (Resource.from_dict(r) for r in entry["resources"])
-            findings += (_finding(d) for d in entry.get("findings", ()))
-    return Evaluation(resources, tuple(findings), reused, computed)
+    # Planes are independent (none imports another; desired is pure): while one waits on its processes
+    # (Pulumi's program, Feast's parse, KFP's compiler), the others compute theirs.
+    with ThreadPoolExecutor(max_workers=len(planes) or 1, thread_name_prefix="plane") as pool:
+        running = [
+            pool.submit(_plane, plane, replace(ctxs[plane.name], cache=cache), digests.get(plane.name), kept, check)
+            for plane in planes
+        ]
+        answers = [future.result() for future in running]  # in plane order: the first plane's error is raised
+    resources = [r for own, _ in answers for r in own]
+    findings = tuple(d for _, found in answers for d in found)
+    reused = {n: tuple(s for s in each if kept[n][s] is not None) for n, each in digests.items()}
+    computed = {n: tuple(s for s in each if kept[n][s] is None) for n, each in digests.items()}
+    return Evaluation(resources, findings, reused, computed)
+
+
+def _plane(
+    plane: Plane,
+    ctx: DesiredContext,
+    digests: Mapping[str, str] | None,
+    kept: Mapping[str, Mapping[str, Any]],
+    check: bool,
+) -> tuple[list[Resource], list[Diagnostic]]:
+    """One plane's Resources and findings: unit by unit through the cache, or whole when it has no units."""
+    if digests is None:
+        whole = list(plane.desired(ctx))
+        return whole, list(plane.check(ctx, whole)) if check else []
+    assert ctx.cache is not None
+    entries = _by_unit(plane, ctx, digests, kept[plane.name], ctx.cache, check=check)
+    resources = [Resource.from_dict(r) for entry in entries.values() for r in entry["resources"]]
+    return resources, [_finding(d) for entry in entries.values() for d in entry.get("findings", ())]
 
 
 def _by_unit(

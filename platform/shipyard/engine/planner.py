@@ -146,7 +146,7 @@ def plan(
 
 def _evaluate_at(registry: Registry, root: Path, revision: str, environment: str, cache: Cache) -> Evaluation:
     """``revision``'s desired state, from git alone: every unit the change did not touch is reused from ``cache``."""
-    with checkout(root, revision) as tree:
+    with checkout(root, revision, keep=None if cache.folder is None else cache.folder / "trees") as tree:
         try:
             specs = load_specs(tree, registry.kinds)
         except SpecError as error:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -11,25 +13,59 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from shipyard.sdk.errors import UserError
+from shipyard.sdk.store import private_dir
+
+#: Trees of base commits kept (``checkout(keep=...)``): a pull request is planned against a few at a time.
+KEPT_TREES = 4
 
 
 @contextmanager
-def checkout(root: Path, revision: str) -> Iterator[Path]:
-    """A temporary tree holding ``revision``'s tracked files; removed afterwards.
+def checkout(root: Path, revision: str, keep: Path | None = None) -> Iterator[Path]:
+    """A tree holding ``revision``'s tracked files.
 
-    ``git archive`` is used rather than ``git worktree`` so that planning never
-    writes into the repository's ``.git`` (CI checkouts may be read-only).
+    ``git archive`` is used rather than ``git worktree`` so that planning never writes into
+    the repository's ``.git`` (CI checkouts may be read-only). Without ``keep`` the tree is
+    temporary. With it, trees are kept there by commit: a commit's files never change, so the
+    next plan against the same base (every push to a pull request) reads the tree already
+    there instead of writing thousands of files and removing them again. A kept tree appears
+    only once it is complete (extracted beside it, then renamed), and the ``KEPT_TREES`` used
+    last stay.
     """
-    commit = _git(root, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}", what=revision)
-    archive = subprocess.run(
-        ["git", "archive", "--format=tar", commit.strip()], cwd=root, capture_output=True, check=False
-    )
+    commit = _git(root, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}", what=revision).strip()
+    if keep is None:
+        with tempfile.TemporaryDirectory(prefix="shipyard-base-") as folder:
+            _extract(root, commit, Path(folder))
+            yield Path(folder)
+        return
+    tree = keep / commit
+    if not tree.is_dir():
+        private_dir(keep)
+        partial = Path(tempfile.mkdtemp(prefix=".partial-", dir=keep))
+        try:
+            _extract(root, commit, partial)
+            partial.rename(tree)
+        except OSError:
+            if not tree.is_dir():  # not another plan's tree, finished first: a real failure
+                raise
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+        _prune(keep)
+    os.utime(tree)  # used now: the last to be pruned
+    yield tree
+
+
+def _extract(root: Path, commit: str, into: Path) -> None:
+    archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=root, capture_output=True, check=False)
     if archive.returncode != 0:
-        raise UserError(f"cannot read revision '{revision}': {archive.stderr.decode(errors='replace').strip()}")
-    with tempfile.TemporaryDirectory(prefix="shipyard-base-") as folder:
-        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-            tar.extractall(folder, filter="data")
-        yield Path(folder)
+        raise UserError(f"cannot read revision '{commit}': {archive.stderr.decode(errors='replace').strip()}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+
+
+def _prune(keep: Path) -> None:
+    trees = sorted((p for p in keep.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in trees[KEPT_TREES:]:
+        shutil.rmtree(old, ignore_errors=True)  # an old tree another plan still reads is taken again next time
 
 
 def head_commit(root: Path) -> str:

@@ -115,7 +115,7 @@ class InfraPlane(Plane):
                 payload={"updatePlan": ctx.facts.get("updatePlan", {})},
             )
             return [update, *proposed]
-        graphs = evaluate_stacks(ctx.root, chosen)
+        graphs = evaluate_stacks(ctx.root, chosen, checked=True)
         planned: list[Resource] = []
         for stack in chosen:
             # Pulumi registers resources as their inputs resolve, in an order that varies from run to run;
@@ -195,11 +195,12 @@ def _stacks_for(ctx: DesiredContext) -> list[str]:
     return []
 
 
-def evaluate_stacks(root: Path, chosen: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """Each stack's resource graph under mocks, the stacks in parallel processes."""
+def evaluate_stacks(root: Path, chosen: list[str], *, checked: bool = False) -> dict[str, list[dict[str, Any]]]:
+    """Each stack's resource graph under mocks, the stacks in parallel processes; ``checked``: each stack's
+    file was read with positions (``load_stack``) already, and is not read that way again."""
     running = {
         stack: subprocess.Popen(
-            [sys.executable, "-m", "shipyard.planes.infra.evaluate", str(root), stack],
+            [sys.executable, "-m", "shipyard.planes.infra.evaluate", str(root), stack, *(["--checked"] * checked)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -1,6 +1,6 @@
 """Runs the Pulumi program of one stack under Pulumi's mocks and prints every resource it registers, as JSON.
 
-Run as ``python -m shipyard.planes.infra.evaluate ROOT STACK``. No Pulumi CLI, no cloud, no
+Run as ``python -m shipyard.planes.infra.evaluate ROOT STACK [--checked]``. No Pulumi CLI, no cloud, no
 credentials: the program runs exactly as ``pulumi up`` would run it, but each registration is
 answered by a mock (outputs = inputs, ids made up) and recorded with its type, parent,
 dependencies and inputs. Mocks are process-global, so each stack gets its own process.
@@ -69,9 +69,14 @@ class _Recorder(mocks.MockMonitor):
         return answer
 
 
-def evaluate(root: Path, stack: str) -> list[dict[str, Any]]:
-    """Every resource the stack's program registers, in registration order."""
-    load_stack(root, stack)  # a bad config stops here, with its line, before the program runs
+def evaluate(root: Path, stack: str, *, checked: bool = False) -> list[dict[str, Any]]:
+    """Every resource the stack's program registers, in registration order.
+
+    ``checked``: the caller (the infra plane) has read the stack file with positions already, so it
+    is not read that way again here: run alone, a bad config stops before the program, at its line.
+    """
+    if not checked:
+        load_stack(root, stack)
     recorder = _Recorder(_Mocks())
     pulumi.runtime.set_mocks(_Mocks(), project=PROJECT, stack=stack, preview=False, monitor=recorder)
     raw = _raw_config(root, stack)
@@ -97,7 +102,7 @@ def _raw_config(root: Path, stack: str) -> dict[str, Any]:
 def main() -> None:
     root, stack = Path(sys.argv[1]), sys.argv[2]
     try:
-        registered = evaluate(root, stack)
+        registered = evaluate(root, stack, checked="--checked" in sys.argv[3:])
     except Exception as error:  # reported to the plane as data, not as a traceback on its stderr
         json.dump({"error": f"{type(error).__name__}: {error}"}, sys.stdout)
         return
