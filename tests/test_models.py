@@ -32,20 +32,97 @@ def _spec(**changes: object) -> ModelDeploymentSpec:
 # -- rendering and the CRD schema -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "changes",
-    [
-        {},
-        {"mode": "Standard", "autoscaling": {"metric": "cpu", "target": 70}},
-        {"runtime": "sklearn", "protocol": "v1", "resources": {"gpu": 2, "gpuPool": "gpu-a10g"}},
-        {"runtime": "custom", "image": "ghcr.io/acme/scorer:1.2.0"},
-        {"replicas": {"min": 0, "max": 2}},
-    ],
-)
+KINDS_OF_DEPLOYMENT = [
+    {},
+    {"mode": "Standard", "autoscaling": {"metric": "cpu", "target": 70}},
+    {"runtime": "sklearn", "protocol": "v1", "resources": {"gpu": 2, "gpuPool": "gpu-a10g"}},
+    {"runtime": "custom", "image": "ghcr.io/acme/scorer:1.2.0"},
+    {"replicas": {"min": 0, "max": 2}},
+]
+
+
+@pytest.mark.parametrize("changes", KINDS_OF_DEPLOYMENT)
 def test_every_kind_of_deployment_renders_a_manifest_the_crd_accepts(changes: dict) -> None:
     manifest = inference_service(_spec(**changes), "scorer", "fraud", "fraud", Serving(3, "s3://b/m/artifacts"))
     assert list(validation.problems(manifest)) == []
     assert manifest["apiVersion"] == "serving.kserve.io/v1beta1"
+
+
+@pytest.mark.parametrize("changes", KINDS_OF_DEPLOYMENT)
+@pytest.mark.parametrize("canary", [None, 10])
+def test_the_manifest_is_what_kserves_own_client_models_serialize_to(changes: dict, canary: int | None) -> None:
+    """Planning writes the manifest as plain data (no KServe import); KServe's models are the oracle."""
+    spec = _spec(**changes)
+    ours = inference_service(spec, "scorer", "fraud", "fraud-ns", Serving(3, "s3://b/m"), canary_percent=canary)
+    assert ours == _with_kserve_models(spec, canary)
+
+
+def _with_kserve_models(spec: ModelDeploymentSpec, canary: int | None) -> dict:
+    from kserve import (
+        V1beta1InferenceService,
+        V1beta1InferenceServiceSpec,
+        V1beta1ModelFormat,
+        V1beta1ModelSpec,
+        V1beta1PredictorSpec,
+    )
+    from kubernetes import client as k8s
+
+    quantities = {"cpu": spec.resources.cpu, "memory": spec.resources.memory}
+    if spec.resources.gpu:
+        quantities["nvidia.com/gpu"] = str(spec.resources.gpu)
+    resources = k8s.V1ResourceRequirements(requests=dict(quantities), limits=dict(quantities))
+    ready = "/v2/models/scorer/ready" if spec.protocol == "v2" else "/v1/models/scorer"
+    probe = k8s.V1Probe(http_get=k8s.V1HTTPGetAction(path=ready, port=8080), period_seconds=10, failure_threshold=3)
+    security = k8s.V1SecurityContext(
+        run_as_non_root=True,
+        allow_privilege_escalation=False,
+        capabilities=k8s.V1Capabilities(drop=["ALL"]),
+        seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
+    )
+    predictor: dict = {
+        "min_replicas": spec.replicas.min,
+        "max_replicas": spec.replicas.max,
+        "scale_metric": spec.autoscaling.metric,
+        "scale_target": spec.autoscaling.target,
+        "canary_traffic_percent": canary,
+    }
+    if spec.runtime == "custom":
+        env = [k8s.V1EnvVar(name="STORAGE_URI", value="s3://b/m")]
+        container = k8s.V1Container(name="kserve-container", image=spec.image, env=env, resources=resources)
+        container.readiness_probe, container.security_context = probe, security
+        predictor["containers"] = [container]
+    else:
+        predictor["model"] = V1beta1ModelSpec(
+            model_format=V1beta1ModelFormat(name=spec.runtime),
+            protocol_version=spec.protocol,
+            storage_uri="s3://b/m",
+            resources=resources,
+            readiness_probe=probe,
+            security_context=security,
+        )
+    if spec.resources.gpu:
+        taint = {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+        predictor["tolerations"] = [k8s.V1Toleration(**taint)]
+        predictor["node_selector"] = {"shipyard.dev/pool": spec.resources.gpu_pool}
+    labels = {
+        "app.kubernetes.io/managed-by": "shipyard",
+        "shipyard.dev/team": "fraud",
+        "shipyard.dev/model": MODEL,
+        "shipyard.dev/model-version": "3",
+    }
+    mode = "RawDeployment" if spec.mode == "Standard" else spec.mode
+    service = V1beta1InferenceService(
+        api_version="serving.kserve.io/v1beta1",
+        kind="InferenceService",
+        metadata=k8s.V1ObjectMeta(
+            name="scorer",
+            namespace="fraud-ns",
+            labels=labels,
+            annotations={"serving.kserve.io/deploymentMode": mode},
+        ),
+        spec=V1beta1InferenceServiceSpec(predictor=V1beta1PredictorSpec(**predictor)),
+    )
+    return k8s.ApiClient().sanitize_for_serialization(service)
 
 
 def test_a_gpu_deployment_gets_the_pool_toleration_and_node_selector() -> None:

@@ -1,8 +1,10 @@
 """A ModelDeployment as Kubernetes manifests: a KServe v1beta1 InferenceService (and, for a canary in
 Standard mode, a second one with a Gateway API route splitting traffic between them).
 
-Built with KServe's own client models and serialized the way the Kubernetes client
-sends them (camelCase, no nulls). Pure: the storage URI and version come in resolved.
+Written as the plain data KServe's own client models serialize to (camelCase, no nulls;
+``tests/test_models.py`` checks they agree), so planning never imports KServe and its
+server stack (seconds per plan); the models plane's check validates every manifest against
+the InferenceService CRD's schema. Pure: the storage URI and version come in resolved.
 """
 
 from __future__ import annotations
@@ -41,83 +43,56 @@ def inference_service(
     canary_percent: int | None = None,
 ) -> dict[str, Any]:
     """The InferenceService serving ``serving``; ``canary_percent`` sends only that share to it (Serverless)."""
-    from kserve import (
-        V1beta1InferenceService,
-        V1beta1InferenceServiceSpec,
-        V1beta1ModelFormat,
-        V1beta1ModelSpec,
-        V1beta1PredictorSpec,
-    )
-    from kubernetes.client import (
-        ApiClient,
-        V1Capabilities,
-        V1Container,
-        V1EnvVar,
-        V1HTTPGetAction,
-        V1ObjectMeta,
-        V1Probe,
-        V1ResourceRequirements,
-        V1SeccompProfile,
-        V1SecurityContext,
-        V1Toleration,
-    )
-
     quantities: dict[str, Any] = {"cpu": spec.resources.cpu, "memory": spec.resources.memory}
     if spec.resources.gpu:
         quantities[GPU_RESOURCE] = str(spec.resources.gpu)
-    resources = V1ResourceRequirements(requests=dict(quantities), limits=dict(quantities))
     ready_path = f"/v2/models/{name}/ready" if spec.protocol == "v2" else f"/v1/models/{name}"
-    probe = V1Probe(http_get=V1HTTPGetAction(path=ready_path, port=8080), period_seconds=10, failure_threshold=3)
-    # The team namespace enforces the restricted Pod Security standard.
-    security = V1SecurityContext(
-        run_as_non_root=True,
-        allow_privilege_escalation=False,
-        capabilities=V1Capabilities(drop=["ALL"]),
-        seccomp_profile=V1SeccompProfile(type="RuntimeDefault"),
-    )
+    serves = {
+        "resources": {"requests": dict(quantities), "limits": dict(quantities)},
+        "readinessProbe": {"httpGet": {"path": ready_path, "port": 8080}, "periodSeconds": 10, "failureThreshold": 3},
+        # The team namespace enforces the restricted Pod Security standard.
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
     predictor: dict[str, Any] = {
-        "min_replicas": spec.replicas.min,
-        "max_replicas": spec.replicas.max,
-        "scale_metric": spec.autoscaling.metric,
-        "scale_target": spec.autoscaling.target,
+        "minReplicas": spec.replicas.min,
+        "maxReplicas": spec.replicas.max,
+        "scaleMetric": spec.autoscaling.metric,
+        "scaleTarget": spec.autoscaling.target,
     }
     if spec.runtime == "custom":
-        predictor["containers"] = [
-            V1Container(
-                name="kserve-container",
-                image=spec.image,
-                env=[V1EnvVar(name="STORAGE_URI", value=serving.storage_uri)],
-                resources=resources,
-                readiness_probe=probe,
-                security_context=security,
-            )
-        ]
+        env = [{"name": "STORAGE_URI", "value": serving.storage_uri}]
+        predictor["containers"] = [{"name": "kserve-container", "image": spec.image, "env": env, **serves}]
     else:
-        predictor["model"] = V1beta1ModelSpec(
-            model_format=V1beta1ModelFormat(name=spec.runtime),
-            protocol_version=spec.protocol,
-            storage_uri=serving.storage_uri,
-            resources=resources,
-            readiness_probe=probe,
-            security_context=security,
-        )
+        # KServe's client sends the container name of a model spec as "" (its default): kept, so what is
+        # applied, and every plan's body, stays exactly what it was.
+        model = {"modelFormat": {"name": spec.runtime}, "name": "", "protocolVersion": spec.protocol}
+        predictor["model"] = model | {"storageUri": serving.storage_uri, **serves}
     if spec.resources.gpu:
-        predictor["tolerations"] = [V1Toleration(**GPU_TAINT)]
-        predictor["node_selector"] = {POOL_LABEL: spec.resources.gpu_pool}
+        predictor["tolerations"] = [dict(GPU_TAINT)]
+        predictor["nodeSelector"] = {POOL_LABEL: spec.resources.gpu_pool}
     if canary_percent is not None:
-        predictor["canary_traffic_percent"] = canary_percent
+        predictor["canaryTrafficPercent"] = canary_percent
     labels = {**MANAGED_BY, "shipyard.dev/team": team, "shipyard.dev/model": spec.registered_model}
     annotations = {"serving.kserve.io/deploymentMode": _mode(spec)}
     if serving.version is not None:
         labels["shipyard.dev/model-version"] = str(serving.version)
-    service = V1beta1InferenceService(
-        api_version=API_VERSION,
-        kind="InferenceService",
-        metadata=V1ObjectMeta(name=name, namespace=namespace, labels=labels, annotations=annotations),
-        spec=V1beta1InferenceServiceSpec(predictor=V1beta1PredictorSpec(**predictor)),
-    )
-    rendered: dict[str, Any] = ApiClient().sanitize_for_serialization(service)
-    return rendered
+    metadata = {"name": name, "namespace": namespace, "labels": labels, "annotations": annotations}
+    manifest = {"apiVersion": API_VERSION, "kind": "InferenceService", "metadata": metadata}
+    return manifest | {"spec": {"predictor": _without_none(predictor)}}
+
+
+def _without_none(value: Any) -> Any:
+    """As the Kubernetes client sends an object: no field that is not set."""
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
 
 
 def standard_canary(
