@@ -30,9 +30,11 @@ class Plan:
     git commit the plan was made from, ``base`` the one a ``base:<rev>`` plan compared with.
     ``hash`` covers all of it: it names what was reviewed.
 
-    Its JSON (``to_dict``) is lean by default: an unchanged Resource is listed by its identity and
-    its change digest, without the bodies that would otherwise make most of the file; ``full=True``
-    writes every body. Both read back (``from_dict``) to a plan with the same hash.
+    Its JSON (``to_dict``) is lean by default: ``changes`` lists only the pending changes, and
+    ``unchanged`` counts the unchanged Resources per plane and scope (``"models/fraud"``) with one
+    digest of their keys and change digests; a file per Resource would be megabytes at 500 teams.
+    ``full=True`` lists every change with its bodies. Both read back (``from_dict``) to a plan with
+    the same hash, which covers the unchanged Resources through those groups.
     """
 
     target: str
@@ -41,15 +43,29 @@ class Plan:
     observed: Mapping[str, str] = field(default_factory=dict)
     commit: str = ""
     base: str = ""
+    #: Set only when read from a lean file, whose ``changes`` then hold only the pending ones: its
+    #: unchanged Resources as ``{"<plane>/<scope>": (count, digest)}`` (see ``unchanged_groups``).
+    unchanged: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+
+    @cached_property
+    def unchanged_groups(self) -> dict[str, tuple[int, str]]:
+        """The unchanged Resources per ``"<plane>/<scope>"``: how many, and the digest of their
+        ``[key, change digest]`` in plan order; from the listed changes, plus a lean file's groups."""
+        listed: dict[str, list[list[str]]] = {}
+        for change in self.changes:
+            if change.action is Action.NOOP:
+                listed.setdefault(f"{change.plane}/{change.scope}", []).append([change.key, change_digest(change)])
+        return {group: (len(pairs), _digest(pairs)) for group, pairs in listed.items()} | dict(self.unchanged)
 
     @cached_property
     def hash(self) -> str:
         content: dict[str, Any] = {
             "target": self.target,
-            # Each change through its digest, so a lean entry (no bodies) counts exactly as its full
-            # form would. Its key and action beside it, because a lean entry's digest cannot be
-            # checked against them: an edited key, or an update passed off as unchanged, moves the hash.
-            "changes": [[c.key, c.action.value, change_digest(c)] for c in self.changes],
+            # Pending changes through their digests, each with its key and action; unchanged ones
+            # through their groups, so a lean file (no unchanged Resource listed) hashes exactly as
+            # the full one, and an update passed off as unchanged, or an edited group, moves the hash.
+            "changes": [[c.key, c.action.value, change_digest(c)] for c in self.pending],
+            "unchanged": {group: list(counted) for group, counted in self.unchanged_groups.items()},
             "facts": self.facts,
         }
         # Only when set, so plans made without them (from git alone, in tests) keep their hash.
@@ -66,21 +82,28 @@ class Plan:
         return bool(self.pending)
 
     def counts(self) -> Counter[Action]:
-        return Counter(c.action for c in self.changes)
+        counts = Counter(c.action for c in self.changes)
+        counts[Action.NOOP] += sum(count for count, _ in self.unchanged.values())
+        return counts
 
     def to_dict(self, *, full: bool = False) -> dict[str, Any]:
-        """The plan file's content; unchanged Resources by key and digest only, unless ``full``."""
-        return {
+        """The plan file's content; unchanged Resources counted per plane and scope, unless ``full``."""
+        # A lean plan read back has no bodies for its unchanged Resources: it can only be written lean.
+        lean = not full or bool(self.unchanged)
+        data: dict[str, Any] = {
             "format": PLAN_FORMAT,
             "target": self.target,
             "hash": self.hash,
             "summary": {action.value: self.counts().get(action, 0) for action in Action},
             "commit": self.commit,
             "base": self.base,
-            "changes": [_change_dict(c, full) for c in self.changes],
+            "changes": [_change_dict(c) for c in (self.pending if lean else self.changes)],
             "facts": self.facts,
             "observed": self.observed,
         }
+        if lean:
+            data["unchanged"] = {g: {"count": n, "digest": d} for g, (n, d) in self.unchanged_groups.items()}
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Plan:
@@ -90,6 +113,7 @@ class Plan:
             raise UserError(f"not a Shipyard plan (format {data.get('format')!r}, expected {PLAN_FORMAT!r})", hint)
         try:
             changes = tuple(_change_from(c) for c in data["changes"])
+            unchanged = {str(group): _group_from(entry) for group, entry in (data.get("unchanged") or {}).items()}
             plan = cls(
                 data["target"],
                 changes,
@@ -97,7 +121,12 @@ class Plan:
                 data.get("observed") or {},
                 str(data.get("commit") or ""),
                 str(data.get("base") or ""),
+                unchanged,
             )
+            # A listed unchanged change (with its bodies) must not fall in a group the file also counts,
+            # where the group's counted digest would stand in for it and leave it out of the hash.
+            if both := sorted({f"{c.plane}/{c.scope}" for c in changes if c.action is Action.NOOP} & set(unchanged)):
+                raise ValueError(f"{both[0]}: unchanged resources both listed and counted")
         except (KeyError, TypeError, ValueError) as error:
             raise UserError(f"not a usable plan ({type(error).__name__}: {error})", hint) from error
         # The hash covers each change's key as derived from its plane, kind, scope and name; the
@@ -166,8 +195,8 @@ def change_identity(change: Change) -> dict[str, Any]:
 
 
 def change_digest(change: Change) -> str:
-    """The digest of ``change_identity``; a change read from a lean plan without bodies carries it."""
-    return change.digest or _digest(change_identity(change))
+    """The digest of ``change_identity``."""
+    return _digest(change_identity(change))
 
 
 def fingerprint(observed: Sequence[Resource]) -> str:
@@ -175,19 +204,14 @@ def fingerprint(observed: Sequence[Resource]) -> str:
     return _digest(sorted((r.key, r.body) for r in observed))
 
 
-def _change_dict(change: Change, full: bool) -> dict[str, Any]:
-    identity = {
+def _change_dict(change: Change) -> dict[str, Any]:
+    return {
         "key": change.key,
         "plane": change.plane,
         "kind": change.kind,
         "scope": change.scope,
         "name": change.name,
         "action": change.action.value,
-    }
-    # A change read back without its bodies can only be written without them again.
-    if change.digest or (change.action is Action.NOOP and not full):
-        return identity | {"digest": change_digest(change)}
-    return identity | {
         "source": str(change.source) if change.source else None,
         "diffs": [d.to_dict() for d in change.diffs],
         "desired": None if change.desired is None else change.desired.to_dict(),
@@ -196,18 +220,23 @@ def _change_dict(change: Change, full: bool) -> dict[str, Any]:
 
 
 def _change_from(entry: Mapping[str, Any]) -> Change:
-    action = Action(entry["action"])
-    identity = (entry["plane"], entry["kind"], entry["scope"], entry["name"], action)
-    if "digest" in entry:  # a lean entry: it has nothing to apply, so only an unchanged Resource may be one
-        if action is not Action.NOOP or not isinstance(entry["digest"], str) or not entry["digest"]:
-            raise ValueError(f"{entry.get('key')}: only an unchanged resource is listed by digest alone")
-        return Change(*identity, digest=entry["digest"])
     return Change(
-        *identity,
+        entry["plane"],
+        entry["kind"],
+        entry["scope"],
+        entry["name"],
+        Action(entry["action"]),
         diffs=tuple(FieldDiff.from_dict(d) for d in entry["diffs"]),
         desired=Resource.from_dict(entry["desired"]) if entry.get("desired") else None,
         observed=Resource.from_dict(entry["observed"]) if entry.get("observed") else None,
     )
+
+
+def _group_from(entry: Mapping[str, Any]) -> tuple[int, str]:
+    count, digest = entry["count"], entry["digest"]
+    if type(count) is not int or count < 1 or not isinstance(digest, str):
+        raise ValueError(f"an unchanged group is a positive count and a digest, not {dict(entry)!r}")
+    return count, digest
 
 
 def _digest(data: Any) -> str:

@@ -125,9 +125,6 @@ class Change:
 
     An applier acts on exactly this: the desired body carries everything it needs (the
     version to promote, the manifest to serve, the compiled pipeline to run).
-
-    ``digest`` is set only on an unchanged Resource read back from a lean plan file, which lists
-    it by key and digest without its bodies: the digest stands in for the bodies it was made from.
     """
 
     plane: str
@@ -138,7 +135,6 @@ class Change:
     diffs: tuple[FieldDiff, ...] = ()
     desired: Resource | None = None
     observed: Resource | None = None
-    digest: str = ""
 
     @property
     def key(self) -> str:

@@ -17,7 +17,8 @@ def render_json(
     full: bool = False,
     reuse: Mapping[str, Any] | None = None,
 ) -> str:
-    """Unchanged Resources by key and digest only (a plan file at 500 teams stays small), unless ``full``;
+    """Only pending changes listed, unchanged Resources counted per plane and scope (a plan file at 500 teams
+    stays small), unless ``full``;
     ``reuse`` says which units the plan took from its cache (beside the plan: not part of what was reviewed)."""
     data: dict[str, object] = {"diagnostics": [d.to_dict() for d in diagnostics]}
     if plan is not None:
