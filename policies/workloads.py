@@ -259,8 +259,8 @@ _KFP_QUANTITIES = {
 }
 
 
-# Advisory: the template's pipeline does not set them yet (pipelines/fraud/train/pipeline.py sets no
-# set_cpu_limit/set_memory_limit; the namespace's LimitRange gives its pods defaults).
+# Advisory: a task without them still runs, with the defaults of its namespace's LimitRange (the template's
+# pipeline sets all four on every task: pipelines/fraud/train/pipeline.py, ``sized``).
 @rule(
     "SY-WRK-007",
     "Pipeline tasks set CPU and memory requests and limits.",

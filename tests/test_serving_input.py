@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shipyard.planes.models.serving.inputs import BadInput, Column, Tensor, columns_of, v1_frame, v2_frame
+from shipyard.planes.models.serving.inputs import BadInput, Column, Tensor, columns_of, v1_batch, v1_frame, v2_frame
+from shipyard.planes.models.serving.server import FastPath
 from shipyard.sdk import processes
 
 # infer_signature's hint that an int column cannot hold nulls: that is what the model is made to show.
@@ -30,7 +31,7 @@ SERVER = "shipyard.planes.models.serving.server"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[processes.Process]:
     """A model server on 127.0.0.1 for a registered LinearRegression on ``amount`` (double) and ``count`` (long)."""
     import mlflow
     import pandas as pd
@@ -62,9 +63,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     try:
         processes.wait_ready(process)
-        yield process.url
+        yield process
     finally:
         processes.stop(process)
+
+
+@pytest.fixture(scope="module")
+def server(served: processes.Process) -> str:
+    return served.url
 
 
 def post(url: str, body: Any, content_type: str = "application/json") -> tuple[int, Any]:
@@ -259,7 +265,7 @@ def test_v1_names_and_widths_must_be_the_signatures() -> None:
         ({"amount": 1.0, "count": 1, "note": 5}, ["5", "'note'", "a string"]),
     ],
 )
-def test_a_v1_value_its_column_cannot_hold_is_refused(row: dict, named: list[str]) -> None:
+def test_a_v1_value_its_column_cannot_hold_is_refused(row: dict[str, Any], named: list[str]) -> None:
     refused(lambda: v1_frame(COLUMNS, [row]), "row 0", *named)
 
 
@@ -317,3 +323,89 @@ def test_v2_names_must_be_the_signatures() -> None:
 def test_without_a_signature_v2_inputs_are_taken_as_given() -> None:
     frame = v2_frame(None, [Tensor("a", [2], "FP64", [1.0, 2.0]), Tensor("b", [2, 2], "INT64", [1, 2, 3, 4])])
     assert frame.to_dict("list") == {"a": [1.0, 2.0], "b": [[1, 2], [3, 4]]}
+
+
+# -- the fast path: checked once, then the flavour's own predict, on an array where the model takes one ---
+
+
+def test_the_served_model_is_scored_on_arrays_and_still_answers_as_pyfunc_would(served: processes.Process) -> None:
+    # The sklearn flavour over numeric columns: the array path (issue 18, item 6). Its answers are
+    # checked in test_good_requests_of_either_protocol_are_scored, its refusals above.
+    assert "requests are scored through the flavour's predict on arrays" in processes.output(served)
+
+
+def test_a_batch_is_one_array_only_when_every_column_is_a_required_number() -> None:
+    numbers = [Column("amount", "double"), Column("count", "long")]
+    batch = v1_batch(numbers, [{"amount": 1, "count": 2}, [2.5, 3.0]])
+    array = batch.array()
+    assert array is not None
+    assert array.dtype == np.float64  # what a table of a float and an int column gives
+    assert array.tolist() == [[1.0, 2.0], [2.5, 3.0]]
+    assert array.flags["C_CONTIGUOUS"]  # row-major, as an estimator wants it
+    assert np.array_equal(array, batch.frame().to_numpy())
+    assert v1_batch([Column("count", "long")], [[3.0]]).array().dtype == np.int64  # type: ignore[union-attr]
+    assert v1_batch(COLUMNS, [[1.0, 1, "x"]]).array() is None  # a string column
+    assert v1_batch([*numbers, Column("flag", "boolean")], [[1.0, 1, True]]).array() is None
+    optional = [Column("amount", "double"), Column("count", "long", required=False)]
+    assert v1_batch(optional, [{"amount": 1.0}]).array() is None  # a column left out
+    assert v1_batch(optional, [{"amount": 1.0, "count": None}]).array() is None  # a null
+    assert v1_batch(None, [{"amount": 1.0}]).array() is None  # nothing to check against
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Models saved as MLflow logs them, loaded with pyfunc: an sklearn flavour, models from code, a string column."""
+    import mlflow.pyfunc
+    import mlflow.sklearn
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LinearRegression
+
+    folder = tmp_path_factory.mktemp("fast-path")
+    frame = pd.DataFrame({"amount": [1.0, 2.5, 4.0], "count": [1, 2, 3]})
+    mlflow.sklearn.save_model(
+        LinearRegression().fit(frame, [2.0, 4.5, 7.0]), folder / "sklearn", signature=infer_signature(frame)
+    )
+    # The fraud pipeline's shape of model (pipelines/fraud/train): a PythonModel from code. One
+    # reads its columns by name, as model code may: given an array, it fails, so it gets tables.
+    for name, body in {
+        "matrix": "return np.asarray(model_input, dtype=float) @ np.array([2.0, 1.0])",
+        "by_name": "return (model_input['amount'] * 2 + model_input['count']).to_numpy()",
+    }.items():
+        code = folder / f"{name}.py"
+        code.write_text(
+            "import numpy as np\nfrom mlflow.models import set_model\nfrom mlflow.pyfunc import PythonModel\n\n\n"
+            "class Scorer(PythonModel):\n"
+            "    def predict(self, context, model_input, params=None):\n"
+            f"        {body}\n\n\n"
+            "set_model(Scorer())\n",
+            encoding="utf-8",
+        )
+        mlflow.pyfunc.save_model(folder / name, python_model=str(code), signature=infer_signature(frame))
+    texts = pd.DataFrame({"amount": [1.0], "note": ["a"]})
+    mlflow.sklearn.save_model(
+        LinearRegression().fit(frame, [1.0, 2.0, 3.0]), folder / "strings", signature=infer_signature(texts)
+    )
+    return {name: mlflow.pyfunc.load_model(str(folder / name)) for name in ("sklearn", "matrix", "by_name", "strings")}
+
+
+@pytest.mark.parametrize(("name", "given"), [("sklearn", "arrays"), ("matrix", "arrays"), ("by_name", "tables")])
+def test_the_fast_path_gives_what_pyfunc_predict_gives(saved: dict[str, Any], name: str, given: str) -> None:
+    model = saved[name]
+    columns = columns_of(model.metadata.get_input_schema())
+    fast = FastPath.of(model, columns)
+    assert fast is not None
+    assert fast.given == given
+    rows = [{"amount": 1.0, "count": 1}, {"amount": 4, "count": 3}, {"amount": -2.5, "count": 7}]
+    batch = v1_batch(columns, rows)
+    data = batch.array() if fast.arrays else batch.frame()
+    expected = np.asarray(model.predict(batch.frame()), dtype=np.float64)
+    assert np.asarray(fast.predict(data), dtype=np.float64) == pytest.approx(expected, rel=1e-9, abs=0)
+
+
+def test_a_signature_pyfunc_would_convert_is_scored_by_pyfunc(saved: dict[str, Any]) -> None:
+    model = saved["strings"]
+    assert FastPath.of(model, columns_of(model.metadata.get_input_schema())) is None  # a string column
+    assert FastPath.of(saved["sklearn"], None) is None  # no column signature
+    optional = [Column("amount", "double"), Column("count", "long", required=False)]
+    assert FastPath.of(saved["sklearn"], optional) is None

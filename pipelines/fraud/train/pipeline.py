@@ -203,6 +203,11 @@ def register(
     return f"{registered_model} version {info.registered_model_version} (run {run.info.run_id})"
 
 
+def sized(task: dsl.PipelineTask, *, cpu: str, memory: str) -> dsl.PipelineTask:
+    """Requests equal to limits: the task is scheduled for what it may use, and never starves its node."""
+    return task.set_cpu_request(cpu).set_cpu_limit(cpu).set_memory_request(memory).set_memory_limit(memory)
+
+
 @dsl.pipeline(name="fraud-train", description="Train the fraud scorer from the user_stats features.")
 def fraud_train(
     feature_store: str,
@@ -217,8 +222,10 @@ def fraud_train(
     max_depth: int = 6,
     test_fraction: float = 0.2,
 ):
-    gate = check_data(data_checks=data_checks)
-    examples = training_set(feature_store=feature_store, offline_uri=offline_uri, gate=gate.output)
+    gate = sized(check_data(data_checks=data_checks), cpu="1", memory="2Gi")
+    examples = sized(
+        training_set(feature_store=feature_store, offline_uri=offline_uri, gate=gate.output), cpu="2", memory="8Gi"
+    )
     trained = train(
         examples=examples.outputs["examples"],
         max_iter=max_iter,
@@ -226,16 +233,21 @@ def fraud_train(
         max_depth=max_depth,
         test_fraction=test_fraction,
     )
-    register(
-        model=trained.outputs["model"],
-        metrics=trained.outputs["metrics"],
-        holdout=trained.outputs["holdout"],
-        checks_passed=gate.output,
-        mlflow_tracking_uri=mlflow_tracking_uri,
-        mlflow_artifact_root=mlflow_artifact_root,
-        experiment=experiment,
-        registered_model=registered_model,
-        max_iter=max_iter,
-        learning_rate=learning_rate,
-        max_depth=max_depth,
+    sized(trained, cpu="4", memory="16Gi")
+    sized(
+        register(
+            model=trained.outputs["model"],
+            metrics=trained.outputs["metrics"],
+            holdout=trained.outputs["holdout"],
+            checks_passed=gate.output,
+            mlflow_tracking_uri=mlflow_tracking_uri,
+            mlflow_artifact_root=mlflow_artifact_root,
+            experiment=experiment,
+            registered_model=registered_model,
+            max_iter=max_iter,
+            learning_rate=learning_rate,
+            max_depth=max_depth,
+        ),
+        cpu="1",
+        memory="2Gi",
     )

@@ -6,15 +6,19 @@ failure names the expectation, the column, how many rows broke it and a few of
 the values, so the report reads without opening GX's own output. An expectation on
 a column the data does not have is not run: its failure names the missing column
 (``missingColumns``) and the columns the data has (``columns``).
+
+Great Expectations (seconds to import) and pandas are imported by the check that
+runs, not with this module: the engine imports it for ``describe``.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 SAMPLE_VALUES = 5
 #: How many of the data's columns a missing-column report lists.

@@ -5,29 +5,34 @@ that run team code for a plan (``task_desired``) and check local data are asked 
 with a scrubbed environment (no credentials); registry reads and writes, of one with the engine's.
 Objects travel as Feast's own protos turned into dicts, minus the timestamps
 Feast stamps on them, so desired and observed compare field by field.
+
+Feast is imported by the first task that needs it, not with this module: it takes seconds,
+and a plan whose desired state is cached asks the team worker only for ``task_newest``
+(pyarrow); ``task_check`` needs pandas and Great Expectations, and imports GX only when an
+expectation runs. The worker that reads and writes registries imports Feast without
+typeguard's checks (``_registry_worker``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+import sys
 import tempfile
 import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-# Feast's repo parser and store, imported once per worker.
-from feast import FeatureStore, FileSource, RepoConfig, repo_operations
-from feast.repo_contents import RepoContents
-from feast.repo_operations import parse_repo
-from google.protobuf.json_format import MessageToDict
+from typing import TYPE_CHECKING, Any
 
 from shipyard.planes.features import checks
 from shipyard.sdk.errors import UserError
 from shipyard.sdk.featurerepo import reading
 from shipyard.sdk.worker import team_code
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+    from feast.repo_contents import RepoContents
 
 #: Feast's registry proto fields → our Resource kinds.
 REGISTRY_KINDS = {
@@ -52,6 +57,8 @@ def _clean(value: Any) -> Any:
 
 def registry_objects(registry_proto: Any, project: str) -> list[dict[str, Any]]:
     """``{kind, name, body}`` for every object of ``project`` in a Feast registry proto."""
+    from google.protobuf.json_format import MessageToDict
+
     data = MessageToDict(registry_proto, preserving_proto_field_name=True)
     objects = []
     for field, kind in REGISTRY_KINDS.items():
@@ -66,6 +73,8 @@ def registry_objects(registry_proto: Any, project: str) -> list[dict[str, Any]]:
 
 def infra_objects(infra_proto: Any) -> list[dict[str, Any]]:
     """Online store tables Feast plans for the views; the table name is what identifies them."""
+    from google.protobuf.json_format import MessageToDict
+
     data = MessageToDict(infra_proto, preserving_proto_field_name=True)
     objects = []
     for item in data.get("infra_objects", []):
@@ -78,6 +87,8 @@ def infra_objects(infra_proto: Any) -> list[dict[str, Any]]:
 @contextlib.contextmanager
 def _team_repo(root: Path, team: str, offline: str) -> Iterator[RepoContents]:
     """Parse ``features/<team>/`` the way ``feast apply`` does, with ``offline_uri()`` answering ``offline``."""
+    from feast.repo_operations import parse_repo
+
     repo = root / "features" / team
     # Feast names each file's module relative to the working directory; naming it relative to
     # the repo (which team_code puts on sys.path) gives the same modules, and the directory stays put.
@@ -121,6 +132,8 @@ def _team_line(root: Path, repo: Path, error: BaseException) -> str:
 
 @contextlib.contextmanager
 def _modules_named_from(repo: Path) -> Iterator[None]:
+    from feast import repo_operations
+
     def module_of(path: Path) -> str:
         return ".".join(path.resolve().relative_to(repo.resolve()).with_suffix("").parts)
 
@@ -133,6 +146,8 @@ def _modules_named_from(repo: Path) -> Iterator[None]:
 
 
 def _empty() -> RepoContents:
+    from feast.repo_contents import RepoContents
+
     return RepoContents(
         projects=[],
         data_sources=[],
@@ -147,7 +162,32 @@ def _empty() -> RepoContents:
 
 
 def _store(config: dict[str, Any]) -> FeatureStore:
+    from feast import FeatureStore, RepoConfig
+
     return FeatureStore(config=RepoConfig(**config), repo_path=config["repo_path"])
+
+
+def _registry_worker() -> None:
+    """Called first by the registry tasks (observe, apply, materialize, online): Feast without typeguard's checks.
+
+    Feast decorates its classes with typeguard's ``@typechecked``, which recompiles each of their
+    methods as Feast is imported: over half of its import (2.5 s of 4 s of CPU on 2 cores), paid
+    by every plan's ``observe``. The checks name the argument when a team's definitions give
+    Feast a wrong type, so the worker that parses them for a plan (``task_desired``) keeps them.
+    The registry worker builds objects from Feast's own protos, and ``task_apply`` parses the
+    same files that plan's parse checked moments before. A worker runs the tasks of one kind
+    (``FeaturesPlane``: ``team_worker`` or ``worker``), so this holds for its whole life.
+    """
+    if "feast" in sys.modules:
+        return  # imported already: instrumented or not, it stays as it is
+    import typeguard
+
+    typeguard.typechecked = _unchecked
+
+
+def _unchecked(target: Any = None, **_: Any) -> Any:
+    """``typeguard.typechecked`` as it is under ``python -O``: the class or function, unchanged."""
+    return target if target is not None else _unchecked
 
 
 def _plan_error(team: str, error: Exception) -> UserError:
@@ -162,6 +202,8 @@ def task_desired(root: str, teams: dict[str, dict[str, Any]], infra: bool) -> di
     ``teams`` maps a team to its store config and offline URI. Planning against a scratch
     registry runs Feast's own validation and inference without touching any target.
     """
+    from feast import FileSource
+
     out: dict[str, Any] = {}
     for team, settings in teams.items():
         with tempfile.TemporaryDirectory(prefix="shipyard-feast-") as scratch:
@@ -185,6 +227,7 @@ def task_desired(root: str, teams: dict[str, dict[str, Any]], infra: bool) -> di
 
 def task_observe(teams: dict[str, dict[str, Any]], infra: bool) -> dict[str, list[dict[str, Any]]]:
     """Each team's objects as registered in its environment's Feast registry (none before the first apply)."""
+    _registry_worker()
     out: dict[str, list[dict[str, Any]]] = {}
     for team, config in teams.items():
         proto = _registry_proto(config)
@@ -223,6 +266,7 @@ def _registry_proto(config: dict[str, Any]) -> Any:
 
 def task_apply(root: str, team: str, config: dict[str, Any], offline: str) -> None:
     """Make the team's registry and online tables match its repo, exactly as ``feast apply`` does; idempotent."""
+    _registry_worker()
     from feast.repo_operations import apply_total_with_repo_instance
 
     for path in (config["registry"]["path"], config["online_store"].get("path")):
@@ -258,6 +302,7 @@ def task_newest(uris: dict[str, str], root: str) -> dict[str, str | None]:
 
 def task_materialize(team: str, config: dict[str, Any], views: list[str], start: str, end: str) -> None:
     """Load ``[start, end]`` of the views into the online store; repeating it writes the same rows."""
+    _registry_worker()
     store = _store(config)
     store.materialize(datetime.fromisoformat(start), datetime.fromisoformat(end), feature_views=views)
 
@@ -267,10 +312,10 @@ def task_check(path: str, expectations: list[dict[str, Any]], sample_rows: int |
 
     Row counts are always taken on the whole file; a sample's size says nothing about it.
     """
-    import pandas as pd
-
     if not Path(path).exists():
         return {"missing": True, "failures": []}
+    import pandas as pd
+
     frame = pd.read_parquet(path)
     if sample_rows is None or len(frame) <= sample_rows:
         return {"missing": False, "rows": len(frame), "failures": checks.validate(frame, expectations)}
@@ -290,6 +335,7 @@ def task_online(config: dict[str, Any], service: str, entity: dict[str, Any]) ->
     A feature the store has no fresh value for (never materialized, or older than its
     view's TTL) comes back as None; the caller decides what that means.
     """
+    _registry_worker()
     from feast.errors import FeastObjectNotFoundException
 
     store = _store(config)

@@ -1,4 +1,9 @@
-"""The models plane's adapter to an MLflow model registry (local SQLite or a tracking server over REST).
+"""The models plane's adapter to an MLflow model registry: a tracking server over REST, or a local SQLite file.
+
+A server is read and written through its REST API (``registry_rest.py``), without importing
+``mlflow``: a plan that reads a few versions' facts takes milliseconds, not the seconds that
+importing MLflow (and, through its plugins, Feast) took. A SQLite registry, where no server
+runs, is MLflow's own format, so it is read through ``MlflowClient``.
 
 Aliases are how versions are promoted (stages are deprecated). Every move records
 who, when, why and the version the alias left as tags on the version it now points
@@ -11,11 +16,12 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from shipyard.planes.models.gates import Candidate
+from shipyard.planes.models.registry_rest import ALIAS_NOT_FOUND, RestStore, Run, Version
 from shipyard.sdk.provenance import provenance
 
 TAG = "shipyard"
@@ -39,64 +45,127 @@ def canary_passed(tags: Mapping[str, str], alias: str) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-class ModelRegistry:
-    def __init__(self, tracking_uri: str, *, provenance: bool = False) -> None:
-        """``provenance``: versions are candidates only if their run carries Shipyard's provenance tags."""
-        from mlflow import MlflowClient  # imported here: only the models plane needs it
+class Store(Protocol):
+    """Where a registry's records are read and written: a tracking server's REST API, or MLflow's own stores."""
 
-        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-        self.uri = tracking_uri
-        self.provenance = provenance
+    def models(self) -> list[str]: ...
+    def versions(self, model: str) -> list[Version]: ...
+    def version(self, model: str, version: int) -> Version: ...
+    def alias(self, model: str, alias: str) -> int | None: ...
+    def run(self, run_id: str) -> Run: ...
+    def download_uri(self, model: str, version: int) -> str: ...
+    def set_alias(self, model: str, alias: str, version: int) -> None: ...
+    def set_tag(self, model: str, version: int, key: str, value: str) -> None: ...
+    def delete_tag(self, model: str, version: int, key: str) -> None: ...
+
+
+class ClientStore:
+    """The registry through ``MlflowClient``: a SQLite file (no server runs), or a server behind an auth plugin."""
+
+    def __init__(self, uri: str) -> None:
+        from mlflow import MlflowClient  # imported here: it takes seconds, and a server is read over REST
+
+        self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    def models(self) -> list[str]:
+        return [m.name for m in _every(self.client.search_registered_models)]
+
+    def versions(self, model: str) -> list[Version]:
+        found = _every(lambda **page: self.client.search_model_versions(f"name = '{model}'", **page))
+        return [_version(v) for v in found]
+
+    def version(self, model: str, version: int) -> Version:
+        return _version(self.client.get_model_version(model, str(version)))
 
     def alias(self, model: str, alias: str) -> int | None:
-        """The version ``alias`` points at, or None (also when the model is not registered yet)."""
         from mlflow.exceptions import MlflowException
 
         try:
             return int(self.client.get_model_version_by_alias(model, alias).version)
         except MlflowException as error:
-            if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
+            if error.error_code in ALIAS_NOT_FOUND:
                 return None
             raise
 
+    def run(self, run_id: str) -> Run:
+        run = self.client.get_run(run_id)
+        evaluation = frozenset(
+            d.dataset.name
+            for d in (run.inputs.dataset_inputs if run.inputs else [])
+            if any(t.key == "mlflow.data.context" and t.value == "evaluation" for t in d.tags)
+        )
+        return Run(dict(run.data.metrics), dict(run.data.tags), evaluation)
+
+    def download_uri(self, model: str, version: int) -> str:
+        return str(self.client.get_model_version_download_uri(model, str(version)))
+
+    def set_alias(self, model: str, alias: str, version: int) -> None:
+        self.client.set_registered_model_alias(model, alias, str(version))
+
+    def set_tag(self, model: str, version: int, key: str, value: str) -> None:
+        self.client.set_model_version_tag(model, str(version), key, value)
+
+    def delete_tag(self, model: str, version: int, key: str) -> None:
+        self.client.delete_model_version_tag(model, str(version), key)
+
+
+def _every(search: Callable[..., Any]) -> list[Any]:
+    """Every page of one of MlflowClient's searches."""
+    found, token = [], None
+    while True:
+        page = search(page_token=token)
+        found += list(page)
+        token = page.token
+        if not token:
+            return found
+
+
+def _version(found: Any) -> Version:
+    return Version(int(found.version), found.run_id or "", dict(found.tags or {}))
+
+
+def store(uri: str) -> Store:
+    """REST for a tracking server; MLflow's client for its file stores, and for an auth plugin only it can load."""
+    if uri.startswith(("http://", "https://")) and not os.environ.get("MLFLOW_TRACKING_AUTH"):
+        return RestStore(uri)
+    return ClientStore(uri)
+
+
+class ModelRegistry:
+    def __init__(self, tracking_uri: str, *, provenance: bool = False) -> None:
+        """``provenance``: versions are candidates only if their run carries Shipyard's provenance tags."""
+        self.store = store(tracking_uri)
+        self.uri = tracking_uri
+        self.provenance = provenance
+
+    def alias(self, model: str, alias: str) -> int | None:
+        """The version ``alias`` points at, or None (also when the model is not registered yet)."""
+        return self.store.alias(model, alias)
+
     def models(self) -> list[str]:
         """The names of every registered model."""
-        return sorted(m.name for m in self.client.search_registered_models())
+        return sorted(self.store.models())
 
     def versions(self, model: str, *, rejected: bool = True) -> list[int]:
         """The versions of ``model``, newest first; without those a rollback rejected when ``rejected`` is False."""
-        found = self.client.search_model_versions(f"name = '{model}'")
-        kept = (v for v in found if rejected or REJECTED_TAG not in (v.tags or {}))
-        return sorted((int(v.version) for v in kept), reverse=True)
+        kept = (v for v in self.store.versions(model) if rejected or REJECTED_TAG not in v.tags)
+        return sorted((v.version for v in kept), reverse=True)
 
     def candidate(self, model: str, version: int) -> Candidate:
-        found = self.client.get_model_version(model, str(version))
-        metrics: dict[str, float] = {}
-        checks: frozenset[str] = frozenset()
-        datasets: frozenset[str] = frozenset()
-        origin: dict[str, str] = {}
-        if found.run_id:
-            run = self.client.get_run(found.run_id)
-            origin = provenance(run.data.tags)
-            metrics = dict(run.data.metrics)
-            checks = frozenset(filter(None, run.data.tags.get(DATA_CHECKS_TAG, "").split(",")))
-            datasets = frozenset(
-                d.dataset.name
-                for d in (run.inputs.dataset_inputs if run.inputs else [])
-                if any(t.key == "mlflow.data.context" and t.value == "evaluation" for t in d.tags)
-            )
-        return Candidate(
-            version, metrics, checks, datasets, dict(found.tags or {}), origin if self.provenance else None
-        )
+        found = self.store.version(model, version)
+        run = self.store.run(found.run_id) if found.run_id else Run({}, {}, frozenset())
+        checks = frozenset(filter(None, run.tags.get(DATA_CHECKS_TAG, "").split(",")))
+        origin = provenance(run.tags) if self.provenance else None
+        return Candidate(version, dict(run.metrics), checks, run.evaluation_datasets, dict(found.tags), origin)
 
     def storage_uri(self, model: str, version: int) -> str:
         """Where the version's files are: what KServe's storage initializer downloads."""
-        return str(self.client.get_model_version_download_uri(model, str(version)))
+        return self.store.download_uri(model, version)
 
     def move(self, model: str, alias: str, version: int, why: str) -> int | None:
         """Point ``alias`` at ``version``, recording who, when, why and where it was; returns that previous version."""
         previous = self.alias(model, alias)
-        self.client.set_registered_model_alias(model, alias, str(version))
+        self.store.set_alias(model, alias, version)
         record: dict[str, Any] = {
             "by": _who(),
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -104,7 +173,7 @@ class ModelRegistry:
             "previous": "" if previous is None else str(previous),
         }
         for what, value in record.items():
-            self.client.set_model_version_tag(model, str(version), _tag(alias, what), value)
+            self.store.set_tag(model, version, _tag(alias, what), value)
         return previous
 
     def previous(self, model: str, alias: str) -> int | None:
@@ -112,22 +181,20 @@ class ModelRegistry:
         current = self.alias(model, alias)
         if current is None:
             return None
-        tags = self.client.get_model_version(model, str(current)).tags or {}
-        value = tags.get(_tag(alias, "previous"), "")
+        value = self.store.version(model, current).tags.get(_tag(alias, "previous"), "")
         return int(value) if value else None
 
     def record_canary(self, model: str, alias: str, version: int, beside: int) -> None:
         """Record that ``version`` passed a canary for ``alias`` beside ``beside``: its verdict, before the move."""
-        self.client.set_model_version_tag(model, str(version), _tag(alias, "canary_passed"), str(beside))
+        self.store.set_tag(model, version, _tag(alias, "canary_passed"), str(beside))
 
     def reject(self, model: str, version: int, why: str) -> None:
         """Mark a version never to be promoted again automatically (a rollback does this)."""
-        self.client.set_model_version_tag(model, str(version), REJECTED_TAG, why)
+        self.store.set_tag(model, version, REJECTED_TAG, why)
 
     def rejected(self, model: str, version: int) -> str | None:
         """Why ``version`` was rejected (a rollback, a failed canary), or None."""
-        tags = self.client.get_model_version(model, str(version)).tags or {}
-        return tags.get(REJECTED_TAG)
+        return self.store.version(model, version).tags.get(REJECTED_TAG)
 
     def clear_rejection(self, model: str, version: int, why: str) -> None:
         """Make a rejected version a candidate again, recording who, when, why, and the rejection it clears."""
@@ -135,8 +202,8 @@ class ModelRegistry:
         if was is None:
             return
         record = f"{why} (by {_who()} at {datetime.now(UTC).isoformat(timespec='seconds')}; it was rejected: {was})"
-        self.client.set_model_version_tag(model, str(version), CLEARED_TAG, record)
-        self.client.delete_model_version_tag(model, str(version), REJECTED_TAG)
+        self.store.set_tag(model, version, CLEARED_TAG, record)
+        self.store.delete_tag(model, version, REJECTED_TAG)
 
 
 def _who() -> str:
