@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from shipyard.engine import planner
 from shipyard.engine.evaluation import CACHE_DIR, evaluate
 from shipyard.engine.registry import Registry
 from shipyard.engine.targets import parse_target
-from shipyard.sdk import Cache, DesiredContext, InternalError, Plane, Resource, SpecSet, Unit
+from shipyard.sdk import Cache, DesiredContext, Diagnostic, InternalError, Plane, Resource, SpecSet, Unit
 from shipyard.sdk.planes import STATE_DIR
 
 BASE = parse_target("base:HEAD~1")
@@ -233,3 +234,58 @@ def _digests(cache: Cache, plane: Plane, ctxs: Mapping[str, DesiredContext]) -> 
     from shipyard.engine.evaluation import _digest
 
     return [_digest(cache, plane, ctxs[plane.name], unit) for unit in plane.units(ctxs[plane.name]) or ()]
+
+
+class _Clocked(Plane):
+    """A unit whose check reads something besides its inputs (as a freshness check reads the clock)."""
+
+    name = "clocked"
+    order = 5
+
+    def __init__(self) -> None:
+        self.now = "before"
+        self.checked = 0
+
+    def units(self, ctx: DesiredContext) -> list[Unit]:
+        return [Unit("a", volatile=True), Unit("b")]
+
+    def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
+        return [Resource(self.name, "Thing", scope, "t", {}) for scope in ("a", "b") if ctx.wants(scope)]
+
+    def check(self, ctx: DesiredContext, resources: Sequence[Resource]) -> Iterable[Diagnostic]:
+        self.checked += 1
+        return [Diagnostic("clock", f"{r.scope} at {self.now}") for r in resources]
+
+
+def test_a_volatile_units_check_runs_on_every_plan_and_its_resources_are_reused(tmp_path: Path) -> None:
+    plane = _Clocked()
+    ctxs: Mapping[str, DesiredContext] = {plane.name: DesiredContext(tmp_path, SpecSet(()), "local", live=True)}
+    first = evaluate([plane], ctxs, Cache(tmp_path / "cache", "v"), check=True)
+    assert sorted(d.message for d in first.findings) == ["a at before", "b at before"]
+    plane.now, plane.checked = "after", 0
+    again = evaluate([plane], ctxs, Cache(tmp_path / "cache", "v"), check=True)  # a new process: from disk
+    assert again.computed == {"clocked": ()}
+    assert sorted(d.message for d in again.findings) == ["a at after", "b at before"]
+    assert plane.checked == 1
+
+
+def test_a_freshness_expectation_is_judged_at_the_time_given_and_makes_a_live_unit_volatile(
+    registry: Registry, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    from shipyard.planes.features.checks import validate
+
+    frame = pd.DataFrame({"ts": pd.to_datetime(["2026-12-01T00:00:00Z", "2026-12-01T10:00:00Z"])})
+    fresh = [{"expect": "fresh", "column": "ts", "maxAgeHours": 48}]
+    assert validate(frame, fresh, now=datetime(2026, 12, 3, 9, tzinfo=UTC)) == []
+    (stale,) = validate(frame, fresh, now=datetime(2026, 12, 3, 11, tzinfo=UTC))
+    assert (stale["expect"], stale["observed"]) == ("fresh", "2026-12-01T10:00:00+00:00")
+
+    root = example_repo(tmp_path)
+    specs = planner.validate(registry, root).specs
+    features = registry.plane("features")
+    live = features.units(DesiredContext(root, specs, "local", live=True))
+    from_git = features.units(DesiredContext(root, specs, "local", live=False))
+    assert [(u.scope, u.volatile) for u in live or ()] == [("fraud", True)]  # its checks expect fresh data
+    assert [(u.scope, u.volatile) for u in from_git or ()] == [("fraud", False)]  # no data read: nothing to judge

@@ -64,17 +64,30 @@ def evaluate(planes: Sequence[Plane], ctxs: Mapping[str, DesiredContext], cache:
         for plane in planes
         if (found := units[plane.name]) is not None
     }
+    volatile = {name: frozenset(u.scope for u in found if u.volatile) for name, found in units.items() if found}
     kept = {name: {s: cache.get(_namespace(name), d) for s, d in each.items()} for name, each in digests.items()}
     for plane in planes:  # only planes with something to compute start their workers
         own = kept.get(plane.name)
-        if own is None or any(v is None or (check and "findings" not in v) for v in own.values()):
+        if (
+            own is None
+            or any(v is None or (check and "findings" not in v) for v in own.values())
+            or (check and volatile.get(plane.name))
+        ):
             plane.warm_up(ctxs[plane.name].root)
 
     # Planes are independent (none imports another; desired is pure): while one waits on its processes
     # (Pulumi's program, Feast's parse, KFP's compiler), the others compute theirs.
     with ThreadPoolExecutor(max_workers=len(planes) or 1, thread_name_prefix="plane") as pool:
         running = [
-            pool.submit(_plane, plane, replace(ctxs[plane.name], cache=cache), digests.get(plane.name), kept, check)
+            pool.submit(
+                _plane,
+                plane,
+                replace(ctxs[plane.name], cache=cache),
+                digests.get(plane.name),
+                kept,
+                volatile.get(plane.name, frozenset()),
+                check,
+            )
             for plane in planes
         ]
         answers = [future.result() for future in running]  # in plane order: the first plane's error is raised
@@ -90,6 +103,7 @@ def _plane(
     ctx: DesiredContext,
     digests: Mapping[str, str] | None,
     kept: Mapping[str, Mapping[str, Any]],
+    volatile: frozenset[str],
     check: bool,
 ) -> tuple[list[Resource], list[Diagnostic]]:
     """One plane's Resources and findings: unit by unit through the cache, or whole when it has no units."""
@@ -97,7 +111,7 @@ def _plane(
         whole = list(plane.desired(ctx))
         return whole, list(plane.check(ctx, whole)) if check else []
     assert ctx.cache is not None
-    entries = _by_unit(plane, ctx, digests, kept[plane.name], ctx.cache, check=check)
+    entries = _by_unit(plane, ctx, digests, kept[plane.name], volatile, ctx.cache, check=check)
     resources = [Resource.from_dict(r) for entry in entries.values() for r in entry["resources"]]
     return resources, [_finding(d) for entry in entries.values() for d in entry.get("findings", ())]
 
@@ -107,6 +121,7 @@ def _by_unit(
     ctx: DesiredContext,
     digests: Mapping[str, str],
     kept: Mapping[str, Any],
+    volatile: frozenset[str],
     cache: Cache,
     *,
     check: bool,
@@ -124,13 +139,14 @@ def _by_unit(
             fresh[resource.scope].append(resource.to_dict())
         entries |= {s: {"resources": r} for s, r in fresh.items()}
     if check:
-        for scope in (s for s in digests if "findings" not in entries[s]):
+        for scope in (s for s in digests if s in volatile or "findings" not in entries[s]):
             own = [Resource.from_dict(r) for r in entries[scope]["resources"]]
             found = plane.check(replace(ctx, scopes=frozenset({scope})), own)
             entries[scope]["findings"] = [_finding_dict(d) for d in found]
     for scope, entry in entries.items():
-        if kept.get(scope) != entry:
-            cache.put(_namespace(plane.name), digests[scope], entry)
+        keep = {"resources": entry["resources"]} if scope in volatile else entry  # its findings last one plan
+        if kept.get(scope) != keep:
+            cache.put(_namespace(plane.name), digests[scope], keep)
     return {s: entries[s] for s in digests}
 
 

@@ -34,12 +34,15 @@ class Unit:
     ``paths`` are repository-relative files or folders (a folder: every file below it); a path
     that does not exist counts as absent, so creating it changes the digest. ``facts`` are the
     pinned facts this part reads (JSON-able). Two units with equal inputs must give equal
-    Resources: that is what lets a plan reuse one.
+    Resources: that is what lets a plan reuse one. ``volatile``: its check's findings also depend
+    on the time (a freshness expectation on live data), so its check runs on every plan while its
+    Resources are reused.
     """
 
     scope: str
     paths: tuple[str, ...] = ()
     facts: Any = None
+    volatile: bool = False
 
 
 @dataclass

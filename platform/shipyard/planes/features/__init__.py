@@ -60,6 +60,8 @@ from shipyard.sdk.store import ResourceStore
 from shipyard.sdk.worker import Worker
 
 PLANE = "features"
+#: The one expectation that reads the clock.
+FRESH = "fresh"
 FEATURE_STORE = Kind(
     "FeatureStore",
     FeatureStoreSpec,
@@ -127,11 +129,13 @@ class FeaturesPlane(Plane):
         for team in sorted(teams):
             paths = [f"{PLANE}/{team}", *team_file(ctx.specs, team), *shared]
             paths += (c.source.file for c in checks_of(ctx.specs, team))
-            facts = None
+            facts, volatile = None, False
             if ctx.live:
                 paths += _local_data(ctx, team)
                 facts = {k: v for k, v in ctx.facts.get("newest", {}).items() if k.startswith(f"{team}/")}
-            found.append(Unit(team, tuple(paths), facts))
+                # A freshness expectation reads the clock: checked on every plan (the rest is kept by ``check``).
+                volatile = any(e["expect"] == FRESH for c in checks_of(ctx.specs, team) for e in expectations(c))
+            found.append(Unit(team, tuple(paths), facts, volatile))
         return found
 
     def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
@@ -206,10 +210,35 @@ class FeaturesPlane(Plane):
             path = data_path(ctx.root, store, team, check.spec)
             if "://" in path:
                 continue  # cloud data is checked by the environment's own jobs, not from a laptop
-            result = self.team_worker.call(
-                "check", path=path, expectations=expectations(check), sample_rows=check.spec.sample_rows
-            )
+            result = self._sampled_check(ctx, check, path)
             yield from check_findings(check, shown(ctx.root, path), result, sampled=True)
+
+    def _sampled_check(self, ctx: DesiredContext, check: Spec, path: str) -> dict[str, Any]:
+        """A check on a sample of its data. Its freshness expectations run every time (they read the clock);
+        the others' result is kept by the digest of the data, so a plan over unchanged data imports no GX."""
+        every = expectations(check)
+        parts = [[i for i, e in enumerate(every) if (e["expect"] == FRESH) == fresh] for fresh in (True, False)]
+        relative = Path(path).relative_to(ctx.root).as_posix() if Path(path).is_relative_to(ctx.root) else None
+        results = []
+        for fresh, indexes in zip((True, False), parts, strict=True):
+            if not indexes:
+                continue
+            asked = [every[i] for i in indexes]
+            digest = None
+            if not fresh and ctx.cache is not None and relative is not None:
+                digest = ctx.cache.digest(ctx.root, (relative,), [asked, check.spec.sample_rows])
+                kept = ctx.cache.get("features/checks", digest)
+                if kept is not None:
+                    results.append((indexes, kept))
+                    continue
+            found = self.team_worker.call("check", path=path, expectations=asked, sample_rows=check.spec.sample_rows)
+            if digest is not None and ctx.cache is not None:
+                ctx.cache.put("features/checks", digest, found)
+            results.append((indexes, found))
+        failures = [f | {"index": indexes[f["index"]]} for indexes, found in results for f in found["failures"]]
+        first = results[0][1] if results else {"missing": False, "rows": 0}
+        failures.sort(key=lambda f: f["index"])
+        return {"missing": first["missing"], "rows": first.get("rows"), "failures": failures}
 
     # -- targets ----------------------------------------------------------------------------------
 
