@@ -265,7 +265,7 @@ def register(uri: str, tmp_path: Path, roc_auc: float, log_loss: float = 0.17, *
 
 
 def plan_json(shipyard: Callable[..., Result], root: Path, *args: str) -> tuple[int, dict]:
-    # --full: these tests read unchanged changes' bodies too (a plan file lists those by digest alone)
+    # --full: these tests read unchanged changes' bodies too (a plan file only counts those, per plane and scope)
     result = shipyard("plan", "--plane", "models", "--format", "json", "--full", *args, repo=root)
     return result.code, json.loads(result.out)
 

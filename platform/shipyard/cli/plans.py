@@ -43,12 +43,13 @@ if TYPE_CHECKING:
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the plan as JSON here, for apply --plan (unchanged resources by key and digest; see --full).",
+    help="Also write the plan as JSON here, for apply --plan (unchanged resources counted per plane and scope; "
+    "see --full).",
 )
 @click.option(
     "--full",
     is_flag=True,
-    help="In the JSON (--out, --format json), write unchanged resources' bodies too, not only their digests.",
+    help="In the JSON (--out, --format json), list every change with its bodies, unchanged ones too.",
 )
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has changes (0 when none).")
 @click.option("--show-unchanged", is_flag=True, help="List unchanged resources too (text format).")
