@@ -12,10 +12,8 @@ is only ever found again for the same inputs and the same code. The folder
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +57,8 @@ class Cache:
 
     def digest(self, root: Path, paths: Iterable[str], extra: Any = None) -> str:
         """One digest of the files at ``paths`` under ``root`` (names and bytes), ``extra`` and the version."""
+        import hashlib  # here, not at the top: every `shipyard` command imports the SDK, few plan
+
         found = hashlib.sha256(self.version.encode())
         for path in sorted(set(paths)):
             found.update(f"\0{path}\0".encode())
@@ -82,6 +82,8 @@ class Cache:
         self._values[(namespace, digest)] = value
         if self.folder is None:
             return
+        import tempfile
+
         folder = private_dir(self.folder / namespace)
         fd, temporary = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
         try:
@@ -111,5 +113,7 @@ class Cache:
         status = path.stat()
         key = (path, status.st_mtime_ns, status.st_size)
         if key not in self._files:
+            import hashlib
+
             self._files[key] = hashlib.sha256(path.read_bytes()).hexdigest()
         return self._files[key]
