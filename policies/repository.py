@@ -9,20 +9,20 @@ that names it: a catch-all (``*``, ``/pipelines/``) that would also own the next
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from shipyard.core.owners import LOCATIONS, Line, Owners, parse_codeowners
 from shipyard.core.yamlsource import YamlDocument, clip, read_yaml
 from shipyard.sdk import Diagnostic, PolicyContext, rule
 from shipyard.sdk.files import linked
 from shipyard.sdk.model import FieldPath, SourcePosition
 
 #: Where GitHub looks for the file, in its order: the first one found is the one in force.
-CODEOWNERS = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")
+CODEOWNERS = LOCATIONS
 #: Folders that hold one subfolder per team.
 TEAM_FOLDERS = ("features", "pipelines", "models")
 TEAM_SPECS = "platform/teams"
@@ -53,80 +53,6 @@ def _codeowners(root: Path) -> tuple[str, Path] | None:
         if path.is_file() or path.is_symlink():
             return name, path
     return None
-
-
-@dataclass(frozen=True)
-class Line:
-    number: int
-    pattern: re.Pattern[str]
-    owners: tuple[str, ...]
-    text: str
-    #: The folder or file an anchored pattern without wildcards names (``features/fraud``), else None.
-    literal: str | None = None
-
-
-class Owners:
-    """A CODEOWNERS file's lines, indexed so that finding a path's owner does not try every line.
-
-    A repository of 500 teams has some 2,000 lines and 2,000 team paths; most lines name one path
-    literally, and only those naming a prefix of the path, or holding a wildcard, can match it.
-    """
-
-    def __init__(self, lines: Sequence[Line]) -> None:
-        self.lines = tuple(lines)
-        self._wild = tuple(line for line in self.lines if line.literal is None)
-        self._literal: dict[str, list[Line]] = {}
-        for line in self.lines:
-            if line.literal is not None:
-                self._literal.setdefault(line.literal, []).append(line)
-
-    def last(self, path: str) -> Line | None:
-        """The line that owns ``path``: the last one whose pattern matches (GitHub's rule)."""
-        parts = path.split("/")
-        prefixes = ("/".join(parts[:n]) for n in range(1, len(parts) + 1))
-        candidates = [*self._wild, *(line for p in prefixes for line in self._literal.get(p, ()))]
-        matching = [line for line in candidates if line.pattern.match(path)]
-        return max(matching, key=lambda line: line.number, default=None)
-
-
-@functools.cache
-def _pattern(glob: str) -> re.Pattern[str]:
-    """A CODEOWNERS (gitignore-style) pattern as a regex over repo-relative file paths."""
-    anchored = "/" in glob.rstrip("/")
-    body = glob.strip("/")
-    regex = ""
-    i = 0
-    while i < len(body):
-        if body.startswith("**/", i):
-            regex += "(?:.*/)?"
-            i += 3
-        elif body.startswith("**", i):
-            regex += ".*"
-            i += 2
-        elif body[i] == "*":
-            regex += "[^/]*"
-            i += 1
-        elif body[i] == "?":
-            regex += "[^/]"
-            i += 1
-        else:
-            regex += re.escape(body[i])
-            i += 1
-    prefix = "^" if anchored else "^(?:.*/)?"
-    return re.compile(f"{prefix}{regex}(?:/.*)?$", re.S)
-
-
-def _parse_codeowners(text: str) -> Owners:
-    lines = []
-    for number, raw in enumerate(text.splitlines(), 1):
-        content = raw.split(" #", 1)[0].strip()
-        if not content or content.startswith("#"):
-            continue
-        glob, *owners = content.split()
-        anchored = "/" in glob.rstrip("/")
-        literal = glob.strip("/") if anchored and not any(c in glob for c in "*?[\\!") else None
-        lines.append(Line(number, _pattern(glob), tuple(owners), raw, literal))
-    return Owners(lines)
 
 
 def _owners(lines: Owners, folder: str) -> Line | None:
@@ -177,7 +103,7 @@ def _read_codeowners(root: Path) -> tuple[str, Owners] | Diagnostic:
     link = linked(root, path)
     if link is not None:
         return replace(link, subject=name)
-    return name, _parse_codeowners(path.read_text(encoding="utf-8", errors="replace"))
+    return name, parse_codeowners(path.read_text(encoding="utf-8", errors="replace"))
 
 
 @rule(

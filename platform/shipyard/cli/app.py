@@ -28,6 +28,7 @@ BUILT_IN = {
     "unlock": "state",
     "drift": "state",
     "render": "render",
+    "owners": "owners",
     "up": "local",
     "status": "local",
     "down": "local",

@@ -68,6 +68,15 @@ def _prune(keep: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)  # an old tree another plan still reads is taken again next time
 
 
+def changed_files(root: Path, base: str) -> list[str]:
+    """Files that differ between ``base`` and the working tree (what a pull request from here changes),
+    untracked ones included, renames as a deletion and an addition: both paths need their owners."""
+    _git(root, "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}", what=base)
+    changed = _git(root, "diff", "--name-only", "--no-renames", "-z", base, what=base)
+    untracked = _git(root, "ls-files", "--others", "--exclude-standard", "-z", what=base)
+    return sorted({name for name in (changed + untracked).split("\0") if name})
+
+
 def head_commit(root: Path) -> str:
     """The commit checked out at ``root`` ("" outside a git repository, or before its first commit)."""
     return commit_of(root, "HEAD")
