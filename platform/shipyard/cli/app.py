@@ -29,6 +29,8 @@ BUILT_IN = {
     "drift": "state",
     "render": "render",
     "owners": "owners",
+    "new-team": "teams",
+    "team": "teams",
     "up": "local",
     "status": "local",
     "down": "local",
@@ -97,7 +99,7 @@ class _Group(click.Group):
             import importlib
 
             module = importlib.import_module(f"shipyard.cli.{BUILT_IN[name]}")
-            command: click.Command = getattr(module, name)
+            command: click.Command = getattr(module, name.replace("-", "_"))
             return command
         return self._plugin_commands(ctx).get(name)
 
