@@ -43,7 +43,7 @@ def test_a_plugin_verb_reports_bad_specs_like_any_command(repo: Path, shipyard: 
 
 def test_the_planes_verbs_come_through_the_same_hook() -> None:
     verbs = {info.name: info.commands for info in discover().plugins}
-    assert verbs["features"] == ("seed",)
+    assert verbs["features"] == ("seed", "features")
     assert verbs["pipelines"] == ("compile",)
     assert verbs["models"] == ("promote", "rollback")
     assert verbs["vectordb"] == ("indexes",)

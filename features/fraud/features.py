@@ -1,4 +1,4 @@
-"""The fraud team's features: each card holder's trailing 7-day spending profile.
+"""The Fraud team's features: each card holder's trailing 7-day spending profile.
 
 ``offline_uri()`` is where this team's offline data lives in the environment being planned
 (a folder locally, an S3 prefix in the cloud); the features plane answers it from
@@ -37,11 +37,11 @@ user_stats = FeatureView(
     ],
     source=user_stats_source,
     online=True,
-    tags={"owner": "fraud-ml@example.com"},
+    tags={"owner": "@fraud-ml-leads"},
 )
 
 fraud_scorer = FeatureService(
     name="fraud_scorer",
     features=[user_stats],
-    description="What the fraud scorer reads at training and serving time.",
+    description="What the Fraud scorer reads at training and serving time.",
 )

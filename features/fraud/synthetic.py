@@ -1,4 +1,4 @@
-"""Seeded synthetic card transactions for the fraud team: raw events, then the features built from them.
+"""Seeded synthetic card transactions for the Fraud team: raw events, then the features built from them.
 
 The local platform has no upstream data, so this stands in for it. The same seed and end
 time give the same rows. ``--corrupt`` damages the data the way real pipelines break
@@ -21,7 +21,7 @@ CATEGORY_RISK = {"grocery": 0.2, "travel": 1.0, "electronics": 1.2, "restaurants
 
 
 def transactions(rng: np.random.Generator, users: int, days: int, end: datetime) -> pd.DataFrame:
-    """Raw events: one row per card transaction, with a fraud label that depends on its context."""
+    """Raw events: one row per card transaction, with a label (is_fraud) that depends on its context."""
     per_user = rng.poisson(1.5 * days, users) + 1
     user_id = np.repeat(np.arange(1000, 1000 + users), per_user)
     n = len(user_id)
@@ -40,7 +40,7 @@ def transactions(rng: np.random.Generator, users: int, days: int, end: datetime)
         + 0.9 * night
         + np.vectorize(CATEGORY_RISK.get)(category)
     )
-    is_fraud = rng.random(n) < 1 / (1 + np.exp(-risk))
+    label = (rng.random(n) < 1 / (1 + np.exp(-risk))).astype(np.int64)  # 1 when the event went bad
     frame = pd.DataFrame(
         {
             "transaction_id": np.arange(n, dtype=np.int64),
@@ -49,7 +49,7 @@ def transactions(rng: np.random.Generator, users: int, days: int, end: datetime)
             "amount": amount,
             "merchant_category": category,
             "is_foreign": foreign.astype(np.int64),
-            "is_fraud": is_fraud.astype(np.int64),
+            "is_fraud": label,
         }
     )
     return frame.sort_values("event_timestamp", kind="stable").reset_index(drop=True)

@@ -1,4 +1,4 @@
-"""The fraud team's training pipeline: data gate → training set from Feast → train and evaluate → MLflow.
+"""The Fraud team's training pipeline: data gate → training set from Feast → train and evaluate → MLflow.
 
 Parameters named ``feature_store``, ``offline_uri``, ``data_checks``, ``mlflow_tracking_uri``,
 ``mlflow_artifact_root``, ``experiment`` and ``registered_model`` are filled in by the
@@ -100,11 +100,12 @@ def train(
         )
     estimator.fit(train_set[features], train_set["is_fraud"])
     seconds = time.perf_counter() - started
+    truth = test_set["is_fraud"]
     scores = estimator.predict_proba(test_set[features])[:, 1]
     results = {
-        "roc_auc": roc_auc_score(test_set["is_fraud"], scores),
-        "pr_auc": average_precision_score(test_set["is_fraud"], scores),
-        "log_loss": log_loss(test_set["is_fraud"], scores),
+        "roc_auc": roc_auc_score(truth, scores),
+        "pr_auc": average_precision_score(truth, scores),
+        "log_loss": log_loss(truth, scores),
         "train_rows": float(len(train_set)),
         "test_rows": float(len(test_set)),
         "train_seconds": seconds,
@@ -189,7 +190,9 @@ def register(
         mlflow.set_tags(
             {"device": trained["device"], "features": ",".join(features), "shipyard.data_checks": checks_passed}
         )
-        evaluation = mlflow.data.from_pandas(pd.read_parquet(holdout.path), name="fraud-holdout", targets="is_fraud")
+        evaluation = mlflow.data.from_pandas(
+            pd.read_parquet(holdout.path), name="fraud-holdout", targets="is_fraud"
+        )
         mlflow.log_input(evaluation, context="evaluation")
         info = mlflow.pyfunc.log_model(
             name="model",
@@ -208,7 +211,7 @@ def sized(task: dsl.PipelineTask, *, cpu: str, memory: str) -> dsl.PipelineTask:
     return task.set_cpu_request(cpu).set_cpu_limit(cpu).set_memory_request(memory).set_memory_limit(memory)
 
 
-@dsl.pipeline(name="fraud-train", description="Train the fraud scorer from the user_stats features.")
+@dsl.pipeline(name="fraud-train", description="Train the Fraud scorer from the user_stats features.")
 def fraud_train(
     feature_store: str,
     offline_uri: str,

@@ -111,12 +111,12 @@ def team() -> None:
 
 
 @team.command()
-@click.argument("name", required=False)
+@click.argument("names", nargs=-1)
 @click.option("--all", "every", is_flag=True, help="Every team with an answers file.")
 @click.option("--check", is_flag=True, help="Change nothing; exit 2 when a team is behind the template (for CI).")
 @click.option("--plan/--no-plan", "show_plan", default=True, help="After upgrading, show the plan of the change.")
 @pass_session
-def upgrade(session: Session, name: str | None, every: bool, check: bool, show_plan: bool) -> None:
+def upgrade(session: Session, names: tuple[str, ...], every: bool, check: bool, show_plan: bool) -> None:
     """Bring a team's files up to the team template at HEAD, keeping the team's own edits.
 
     The template is rendered with the team's recorded answers at the version it was baked from
@@ -129,16 +129,15 @@ def upgrade(session: Session, name: str | None, every: bool, check: bool, show_p
     Examples:
       shipyard team upgrade --all --check     # exit 2 when any team is behind (CI)
       shipyard team upgrade risk              # merge the template's changes into team risk
+      shipyard team upgrade risk ads --check  # exit 2 when either is behind
     """
     from shipyard.engine import teams as engine
     from shipyard.sdk.errors import UserError
 
     root = session.root
-    if every == (name is not None):
-        raise UserError(
-            "name one team, or --all", hint="shipyard team upgrade risk | shipyard team upgrade --all --check"
-        )
-    names = engine.recorded_teams(root) if every else [name or ""]
+    if every == bool(names):
+        raise UserError("name the teams, or --all", hint="shipyard team upgrade risk, or: --all --check")
+    names = tuple(engine.recorded_teams(root)) if every else names
     if check:
         head_tree = engine.template_tree(root)
         behind = [r for r in (engine.check(root, n, head_tree) for n in names) if r.behind]

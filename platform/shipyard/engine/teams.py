@@ -98,7 +98,7 @@ def _private_tempdir(folder: Path) -> Iterator[None]:
     # remove: keep those files in our own scratch folder rather than in the shared /tmp.
     saved = tempfile.tempdir
     scratch = folder / ".hooks"
-    scratch.mkdir(mode=0o700, exist_ok=True)
+    scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
     tempfile.tempdir = str(scratch)
     try:
         yield

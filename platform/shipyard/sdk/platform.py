@@ -1,6 +1,7 @@
 """The platform's shared vocabulary: Teams and Environments, which every plane may read.
 
-A team owns a namespace (``team_namespace``); an environment names where its platform
+A team owns a namespace (``team_namespace``) and what its specs declare; other teams may use
+what it exports (``exports``, ``cross_team``); an environment names where its platform
 services answer (``environment``) and which MLflow server runs log to (``tracking``).
 The tenancy plane registers the two kinds; any plane reads them from here, so no plane
 imports another and a third-party plane can replace a built-in one.
@@ -13,10 +14,11 @@ import math
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, StringConstraints, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, WithJsonSchema
 
 from shipyard.sdk.errors import UserError
 from shipyard.sdk.kinds import NAME_PATTERN, Kind, Spec, SpecModel, SpecSet
+from shipyard.sdk.model import Diagnostic, FieldPath
 from shipyard.sdk.planes import Target
 
 #: Kubernetes resource quantity ("500m", "64", "256Gi", "1.5").
@@ -73,6 +75,38 @@ class Budget(SpecModel):
     monthly_usd: Finite = Field(ge=0, description="Monthly spend the team is allowed, in US dollars")
 
 
+def _inside(value: str) -> str:
+    if ".." in value.split("/"):
+        raise ValueError(f"a path inside the team's prefix: '{value}' has a '..' segment; remove it")
+    return value
+
+
+RegisteredModel = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+FeatureService = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+DataPath = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*/?$"), AfterValidator(_inside)]
+
+
+class Exports(SpecModel):
+    """What other teams' specs may reference of this team's; everything else is the team's alone."""
+
+    registered_models: list[RegisteredModel] = Field(
+        default_factory=list,
+        description="MLflow registered models this team's pipelines register that other teams' "
+        "ModelDeployments may serve (spec.registeredModel)",
+    )
+    feature_services: list[FeatureService] = Field(
+        default_factory=list,
+        description="Feast feature services of features/<team>/ that other teams' ModelDeployments may read "
+        "(spec.smoke.featureService)",
+    )
+    data_paths: list[DataPath] = Field(
+        default_factory=list,
+        description="Paths under this team's data prefixes (the offline store's and pipeline root's '{team}' "
+        "folder, e.g. transactions.parquet; a path ending in '/' is a folder) that other teams' pipeline "
+        "parameters may name",
+    )
+
+
 class TeamSpec(SpecModel):
     owners: list[Owner] = Field(min_length=1, description="Who approves this team's changes")
     group: str = Field(
@@ -88,6 +122,10 @@ class TeamSpec(SpecModel):
     )
     quota: Quota = Field(default_factory=Quota)
     budget: Budget
+    exports: Exports = Field(
+        default_factory=Exports,
+        description="What other teams may use of this team's (models, feature services, data); nothing by default",
+    )
 
 
 TEAM = Kind(
@@ -115,6 +153,42 @@ def team_namespace(specs: SpecSet, team: str) -> str:
     """The namespace of the team called ``team`` (its name when the team is not declared)."""
     found = specs.named(TEAM.name, team)
     return namespace_of(found) if found is not None else team
+
+
+def exports(specs: SpecSet, team: str) -> Exports:
+    """What the team called ``team`` exports (nothing when it is not declared)."""
+    found = specs.named(TEAM.name, team)
+    return found.spec.exports if found is not None else Exports()
+
+
+def cross_team(
+    specs: SpecSet,
+    spec: Spec,
+    path: FieldPath,
+    *,
+    value: str,
+    what: str,
+    owner: str,
+    why: str,
+    export: str | None,
+    hint: str = "",
+    entry: str = "",
+) -> Diagnostic:
+    """The error for ``spec`` (of one team) naming, at ``path``, ``value``: team ``owner``'s ``what``, as ``why``
+        says. ``export`` is the ``spec.exports`` field that would allow it; None for what no team can share (``hint``
+    then says what to do); ``entry`` is what that field would list (``value`` unless given)."""
+    team = spec.team or spec.name  # a Team spec speaks for itself
+    got = f"'{value}', {what} of team {owner} ({why}), not of team {team}"
+    if export is None:
+        return spec.diagnostic(path, got=got, expected=f"team {team}'s own", hint=hint or f"no team shares its {what}")
+    where = ", ".join(team_file(specs, owner)) or f"platform/teams/{owner}.yaml"
+    return spec.diagnostic(
+        path,
+        got=got,
+        expected=f"team {team}'s own, or one team {owner} exports",
+        hint=f"a team may use another team's {what} only if that team exports it: "
+        f"'{entry or value}' in spec.exports.{export} of {where}",
+    )
 
 
 # -- environments ---------------------------------------------------------------------------------

@@ -22,6 +22,10 @@ pass on all of it.
 
 The plane offers two SDK services: ``TrainingInputs`` (where a team's training run finds
 its data) and ``OnlineFeatures`` (a served model's features, for ``up``'s smoke request).
+
+Each team's folder is also a plain Feast repository for the local environment: ``prepare``
+(``shipyard up``) and ``shipyard features init`` write its git-ignored ``feature_store.yaml``
+(``localrepo.py``), which the plane never reads and leaves out of its units' inputs.
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ from shipyard.sdk import (
     content_digest,
     hookimpl,
 )
+from shipyard.sdk.cache import SKIPPED
+from shipyard.sdk.featurerepo import REPO_CONFIG
 from shipyard.sdk.files import links_under
 from shipyard.sdk.platform import TEAM, team_file
 from shipyard.sdk.store import ResourceStore
@@ -127,7 +133,7 @@ class FeaturesPlane(Plane):
         teams = set(_teams(ctx)) | {str(c.team) for c in ctx.specs.of_kind(DATA_CHECK.name)}
         found = []
         for team in sorted(teams):
-            paths = [f"{PLANE}/{team}", *team_file(ctx.specs, team), *shared]
+            paths = [*team_inputs(ctx.root, team), *team_file(ctx.specs, team), *shared]
             paths += (c.source.file for c in checks_of(ctx.specs, team))
             facts, volatile = None, False
             if ctx.live:
@@ -173,7 +179,7 @@ class FeaturesPlane(Plane):
             return found
         # A live plan (apply, up) parses the same folders each time: Feast's answer is kept by their digest.
         digests = {
-            team: ctx.cache.digest(ctx.root, (f"{PLANE}/{team}",), [str(ctx.root), settings[team], infra])
+            team: ctx.cache.digest(ctx.root, team_inputs(ctx.root, team), [str(ctx.root), settings[team], infra])
             for team in teams
         }
         kept = {team: ctx.cache.get("features/parse", digest) for team, digest in digests.items()}
@@ -280,7 +286,13 @@ class FeaturesPlane(Plane):
         store = feature_store(ctx.specs, target.name)
         team = change.scope
         config = repo_config(store, team, target.root)
-        self.worker.call("apply", root=str(target.root), team=team, config=config, offline=offline_uri(store, team))
+        offline = offline_uri(store, team)
+        if target.is_local and "://" not in offline:
+            # The same folder as planned, anchored at this checkout: the registry then holds what `feast`
+            # run in features/<team>/ writes, so neither side sees the other's apply as a change (observe
+            # reads an absolute path inside the checkout back as the repository-relative one).
+            offline = str(target.root / offline)
+        self.worker.call("apply", root=str(target.root), team=team, config=config, offline=offline)
 
     def _materialize(self, change: Change, ctx: DesiredContext, target: Target) -> None:
         """Load the planned window into the online store, once the view's checks pass on all of its data."""
@@ -339,9 +351,16 @@ class FeaturesPlane(Plane):
     # -- the local platform -----------------------------------------------------------------------
 
     def prepare(self, ctx: DesiredContext, target: Target) -> Iterable[str]:
-        """Synthetic data for each team that has a generator and no data yet (``shipyard seed``)."""
+        """Each team's ``feature_store.yaml`` for plain ``feast`` (``shipyard features init``), and synthetic
+        data for each team that has a generator and no data yet (``shipyard seed``)."""
+        from shipyard.planes.features.localrepo import write_repo_configs
         from shipyard.planes.features.seed import seed
 
+        if not target.is_local:
+            return
+        for written in write_repo_configs(target.root, ctx.specs):
+            if written.changed:
+                yield f"{written.team}: wrote {written.path.relative_to(target.root)} (for feast in that folder)"
         for seeded in seed(target.root, ctx.specs):
             verb = "kept existing data in" if seeded.skipped else "wrote"
             yield f"{seeded.team}: {verb} {seeded.folder.relative_to(target.root)}"
@@ -374,6 +393,20 @@ def shown(root: Path, path: str) -> str:
     """A data file as findings name it: relative to the repository (what a plan prints is read elsewhere)."""
     where = Path(path)
     return where.relative_to(root).as_posix() if where.is_relative_to(root) else path
+
+
+def team_inputs(root: Path, team: str) -> list[str]:
+    """The team's folder as its unit's inputs: every entry but the ``feature_store.yaml`` Shipyard writes there
+    for plain ``feast`` (git-ignored, per checkout, and never read by the plane), so writing it moves no digest.
+    A folder that is not there is named itself: it counts as absent."""
+    folder = root / PLANE / team
+    if not folder.is_dir():
+        return [f"{PLANE}/{team}"]
+    return [
+        f"{PLANE}/{team}/{entry.name}"
+        for entry in sorted(folder.iterdir())
+        if entry.name != REPO_CONFIG and entry.name not in SKIPPED and not entry.name.endswith(".pyc")
+    ]
 
 
 def _teams(ctx: DesiredContext) -> list[str]:
@@ -445,6 +478,6 @@ def shipyard_planes() -> list[Plane]:
 
 @hookimpl
 def shipyard_commands() -> list[Any]:
-    from shipyard.planes.features.commands import seed  # click is loaded by the CLI only
+    from shipyard.planes.features.commands import features, seed  # click is loaded by the CLI only
 
-    return [seed]
+    return [seed, features]

@@ -1,4 +1,4 @@
-"""The features plane's CLI verb: ``shipyard seed``."""
+"""The features plane's CLI verbs: ``shipyard seed`` and ``shipyard features init``."""
 
 from __future__ import annotations
 
@@ -34,3 +34,25 @@ def seed(session: Session, teams: tuple[str, ...], seed_value: int, corrupt: str
     ):
         verb = "kept existing data in" if seeded.skipped else "wrote"
         click.echo(f"{seeded.team}: {verb} {seeded.folder.relative_to(session.root)}")
+
+
+@click.group()
+def features() -> None:
+    """Work on the teams' feature folders with Feast's own tools."""
+
+
+@features.command()
+@click.option("--team", "teams", multiple=True, help="Only this team (repeatable). Default: every team with features.")
+@click.pass_obj
+def init(session: Session, teams: tuple[str, ...]) -> None:
+    """Write features/<team>/feature_store.yaml for the local environment.
+
+    The same config the features plane uses for the team locally (project, registry, online
+    and offline store, from features/stores/local.yaml), so `feast plan`, `feast apply` and
+    `feast ui` work in that folder. The file is git-ignored; `shipyard up` writes it too.
+    """
+    from shipyard.planes.features.localrepo import write_repo_configs
+
+    for written in write_repo_configs(session.root, session.specs(), teams=teams):
+        where = written.path.relative_to(session.root)
+        click.echo(f"{written.team}: wrote {where}" if written.changed else f"{written.team}: {where} is up to date")

@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from shipyard.planes.features.spec import FeatureStoreSpec
+from shipyard.sdk.featurerepo import SECTION
 
 
 def _local(root: Path, value: str) -> str:
@@ -48,3 +51,23 @@ def repo_config(store: FeatureStoreSpec, team: str, root: Path) -> dict[str, Any
         "entity_key_serialization_version": 3,
         "repo_path": str(root),
     }
+
+
+def feast_repo_yaml(store: FeatureStoreSpec, team: str, root: Path) -> str:
+    """``features/<team>/feature_store.yaml`` for plain ``feast`` there: the local ``repo_config`` as Feast reads it.
+
+    The same project, registry, provider and stores as the plane uses for ``team`` with ``root``'s
+    paths (absolute, so they hold from the team's folder; Feast sets ``repo_path`` itself), and a
+    ``shipyard:`` section Feast ignores: the offline data, which ``shipyard.sdk.featurerepo.offline_uri()``
+    answers when Feast imports the definitions, also absolute, as Feast anchors a relative source
+    path at the team's folder.
+    """
+    config = repo_config(store, team, root)
+    del config["repo_path"]
+    config[SECTION] = {"offline_uri": _local(root, offline_uri(store, team))}
+    header = (
+        "# Written by Shipyard (`shipyard features init`, `shipyard up`) from features/stores/local.yaml for\n"
+        "# this checkout, so that `feast plan`, `feast apply` and `feast ui` work in this folder on the local\n"
+        "# environment's registry and stores. Git-ignored: edit the store spec and write it again, not this file.\n"
+    )
+    return header + yaml.safe_dump(config, sort_keys=False, default_flow_style=False)

@@ -234,11 +234,34 @@ def task_observe(teams: dict[str, dict[str, Any]], infra: bool) -> dict[str, lis
         if proto is None:
             out[team] = []
             continue
-        objects = registry_objects(proto, config["project"])
+        root = Path(config["repo_path"])
+        objects = [o | {"body": _relative_sources(o["body"], root)} for o in registry_objects(proto, config["project"])]
         if infra:
             objects += infra_objects(_store(config).registry.get_infra(config["project"]).to_proto())
         out[team] = objects
     return out
+
+
+def _relative_sources(value: Any, root: Path) -> Any:
+    """File sources inside the checkout as the repository-relative paths the plane plans.
+
+    The local registry holds them absolute (``feast`` run in a team's folder anchors relative paths
+    there, so Shipyard's local apply writes them anchored, as ``feast apply`` there does); the plan's
+    paths stay relative, the same in every checkout.
+    """
+    if isinstance(value, list):
+        return [_relative_sources(v, root) for v in value]
+    if not isinstance(value, dict):
+        return value
+    found = {k: _relative_sources(v, root) for k, v in value.items()}
+    options = found.get("file_options")
+    uri = options.get("uri") if isinstance(options, dict) else None
+    if isinstance(options, dict) and isinstance(uri, str) and Path(uri).is_absolute():
+        for anchor in (root, root.resolve()):
+            if Path(uri).is_relative_to(anchor):
+                found["file_options"] = options | {"uri": Path(uri).relative_to(anchor).as_posix()}
+                break
+    return found
 
 
 def _registry_proto(config: dict[str, Any]) -> Any:

@@ -71,7 +71,7 @@ from shipyard.sdk import (
     processes,
 )
 from shipyard.sdk.kubernetes import SERVER_SET_FIELDS
-from shipyard.sdk.platform import MLFLOW_SERVICE, environment, team_file, tracking
+from shipyard.sdk.platform import MLFLOW_SERVICE, TEAM, cross_team, environment, exports, team_file, tracking
 from shipyard.sdk.services import TrainedModels, node_pool_files, unknown_gpu_pool
 from shipyard.sdk.store import ResourceStore
 
@@ -461,20 +461,45 @@ def local_registry(specs: SpecSet, target: Target) -> ModelRegistry:
     return _required_registry(specs, target)
 
 
+def feature_team(specs: SpecSet, spec: Spec) -> str:
+    """The team whose feature service a deployment's smoke request reads: another team that exports one of that
+    name (spec.exports.featureServices), else the deployment's own."""
+    service = spec.spec.smoke.feature_service if spec.spec.smoke is not None else ""
+    teams = specs.of_kind(TEAM.name)
+    exporters = (t.name for t in teams if t.name != spec.team and service in exports(specs, t.name).feature_services)
+    return next(exporters, str(spec.team))
+
+
 def _smoke_feature_service_exists(ctx: PolicyContext) -> Iterator[Diagnostic]:
-    """A smoke request reads a feature service the team's desired state declares (whichever plane declares it)."""
+    """A smoke request reads a feature service the team's desired state declares (whichever plane declares it),
+    or one another team declares and exports."""
     declared = {(r.scope, r.name) for r in ctx.resources or () if r.kind == "FeatureService"}
     if not declared:
         return  # no plane in this plan declares feature services: nothing to check against
     for spec in ctx.specs.of_kind(MODEL_DEPLOYMENT.name):
         smoke = spec.spec.smoke
-        if smoke is not None and (spec.team, smoke.feature_service) not in declared:
-            names = ", ".join(sorted(name for team, name in declared if team == spec.team)) or "none"
-            yield spec.diagnostic(
+        owner = feature_team(ctx.specs, spec)
+        if smoke is None or (owner, smoke.feature_service) in declared:
+            continue
+        others = sorted(team for team, name in declared if name == smoke.feature_service and team != spec.team)
+        if owner == spec.team and others:
+            yield cross_team(
+                ctx.specs,
+                spec,
                 ("spec", "smoke", "featureService"),
-                got=f"'{smoke.feature_service}'",
-                expected=f"a feature service of team {spec.team}: {names}",
+                value=smoke.feature_service,
+                what="feature service",
+                owner=others[0],
+                why=f"declared in features/{others[0]}/",
+                export="featureServices",
             )
+            continue
+        names = ", ".join(sorted(name for team, name in declared if team == owner)) or "none"
+        yield spec.diagnostic(
+            ("spec", "smoke", "featureService"),
+            got=f"'{smoke.feature_service}'",
+            expected=f"a feature service of team {owner}: {names}",
+        )
 
 
 @hookimpl
@@ -482,7 +507,7 @@ def shipyard_policies() -> list[Policy]:
     return [
         Policy(
             "SY-MOD-001",
-            "A deployment's smoke request reads a feature service its team declares.",
+            "A deployment's smoke request reads a feature service its team declares, or one another team exports.",
             _smoke_feature_service_exists,
             needs_resources=True,
             target="spec:ModelDeployment",

@@ -44,7 +44,10 @@ def _rows(ctx: DesiredContext, target: Target, spec: Spec) -> tuple[Any, str | N
         return _logged_example(ctx, target, spec), None
     assert spec.team is not None
     features = ctx.provider(OnlineFeatures)
-    found = features.online_features(ctx, target, spec.team, smoke_spec.feature_service, dict(smoke_spec.entity))
+    from shipyard.planes.models import feature_team
+
+    team = feature_team(ctx.specs, spec)  # the deployment's team, or the one exporting the service
+    found = features.online_features(ctx, target, team, smoke_spec.feature_service, dict(smoke_spec.entity))
     missing = sorted(name for name, value in found["features"].items() if value is None)
     if missing:
         key = ", ".join(f"{k}={v}" for k, v in smoke_spec.entity.items())

@@ -33,6 +33,7 @@ from typing import Any
 
 from shipyard.planes.pipelines import ir
 from shipyard.planes.pipelines.kubeflow import KubeflowPipelines, Schedule
+from shipyard.planes.pipelines.policies import POLICIES
 from shipyard.planes.pipelines.spec import PLATFORM_PARAMETERS, PipelineSpec
 from shipyard.sdk import (
     Action,
@@ -42,6 +43,7 @@ from shipyard.sdk import (
     Diagnostic,
     Kind,
     Plane,
+    Policy,
     Resource,
     Spec,
     SpecError,
@@ -366,6 +368,11 @@ def shipyard_kinds() -> list[Kind]:
 @hookimpl
 def shipyard_planes() -> list[Plane]:
     return [PipelinesPlane()]
+
+
+@hookimpl
+def shipyard_policies() -> list[Policy]:
+    return list(POLICIES)
 
 
 @hookimpl

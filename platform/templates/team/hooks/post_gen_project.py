@@ -82,7 +82,8 @@ def main():
         return 0
     staging = Path.cwd()
     target = Path(CONTEXT.get("_target") or staging.parent).resolve()
-    sys.path.insert(0, str(target / "platform"))
+    if (target / "platform" / "shipyard" / "core" / "teams.py").is_file():
+        sys.path.insert(0, str(target / "platform"))  # the repository's own rules, else the installed Shipyard's
     from shipyard.core import teams
 
     status = place(staging, target, teams)

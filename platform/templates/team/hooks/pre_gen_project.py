@@ -13,17 +13,28 @@ from pathlib import Path
 CONTEXT = json.loads({{ cookiecutter | jsonify | tojson }})
 
 
+def rules(target):
+    """The repository's own rules (platform/shipyard/core/teams.py), else those of the Shipyard installed."""
+    if (target / "platform" / "shipyard" / "core" / "teams.py").is_file():
+        sys.path.insert(0, str(target / "platform"))
+    try:
+        from shipyard.core import teams
+    except ImportError:
+        print("error: Shipyard is not importable here; run cookiecutter in the repository's environment", file=sys.stderr)
+        raise SystemExit(1) from None
+    return teams
+
+
 def main() -> int:
     target = Path(CONTEXT.get("_target") or os.path.dirname(os.getcwd())).resolve()
-    if not (target / "platform" / "shipyard" / "core" / "teams.py").is_file():
+    if not (target / "platform" / "teams").is_dir():
         print(
-            f"error: {target} is not a Shipyard repository (no platform/shipyard/core/teams.py); "
+            f"error: {target} is not a Shipyard repository (no platform/teams/); "
             "run cookiecutter from the repository's root",
             file=sys.stderr,
         )
         return 1
-    sys.path.insert(0, str(target / "platform"))
-    from shipyard.core import teams
+    teams = rules(target)
 
     answers = {name: CONTEXT.get(name) for name in teams.ANSWERS}
     problems = teams.check(answers, teams.read_repository(target), new=not CONTEXT.get("_render_only"))
