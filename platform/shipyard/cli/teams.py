@@ -164,6 +164,7 @@ def upgrade(session: Session, names: tuple[str, ...], every: bool, check: bool, 
             ("removed", result.removed),
             ("kept (decide by hand)", result.kept),
             ("CONFLICT", result.conflicts),
+            ("recorded", [result.record]),
         ):
             for path in paths:
                 click.echo(f"  {label:8} {path}")

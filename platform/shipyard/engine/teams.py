@@ -130,6 +130,7 @@ class Upgrade:
     removed: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)  # files left with conflict markers
     kept: list[str] = field(default_factory=list)  # files the template changed but the team removed, or vice versa
+    record: str = ""  # the answers file, where the new template version was recorded
 
 
 def record(root: Path, team: str) -> Record:
@@ -196,7 +197,7 @@ def upgrade(root: Path, team: str) -> Upgrade:
     data = json.loads(file.read_text(encoding="utf-8"))
     data["template"].update(commit=result.head, tree=template_tree(root))
     file.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    result.changed.append(str(file.relative_to(root)))
+    result.record = str(file.relative_to(root))
     return result
 
 
