@@ -45,6 +45,7 @@ bench: install ## CLI start-up, validate, plane, local-training and serving figu
 	$(RUN) python tests/benchmarks/bench_policies.py
 	$(RUN) python tests/benchmarks/bench_up.py
 	$(RUN) python tests/benchmarks/bench_scale.py
+	$(RUN) python tests/benchmarks/bench_teams.py
 
 install: .venv/.synced
 

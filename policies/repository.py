@@ -26,6 +26,8 @@ CODEOWNERS = LOCATIONS
 #: Folders that hold one subfolder per team.
 TEAM_FOLDERS = ("features", "pipelines", "models")
 TEAM_SPECS = "platform/teams"
+#: Files each team owns outside its folders: its Team spec and answers file, its own tests.
+TEAM_FILES = ((TEAM_SPECS, "*.y*ml"), (TEAM_SPECS, "*.answers.json"), ("tests/teams", "test_*.py"))
 #: The platform's own paths: their owner is the owner of ``/.github/`` (who owns CI owns the platform).
 PLATFORM_ROOT = ".github"
 PLATFORM_PATHS = (".github", "policies", "platform", "infra")
@@ -82,9 +84,10 @@ def _team_folders(root: Path) -> list[str]:
             folders += [
                 f"{parent}/{p.name}" for p in sorted(base.iterdir()) if p.is_dir() and not p.name.startswith((".", "_"))
             ]
-    teams = root / TEAM_SPECS
-    if teams.is_dir() and not teams.is_symlink():
-        folders += [f"{TEAM_SPECS}/{p.name}" for p in sorted(teams.glob("*.y*ml")) if p.is_file()]
+    for parent, pattern in TEAM_FILES:
+        base = root / parent
+        if base.is_dir() and not base.is_symlink():
+            folders += [f"{parent}/{p.name}" for p in sorted(base.glob(pattern)) if p.is_file()]
     return folders
 
 
@@ -108,7 +111,7 @@ def _read_codeowners(root: Path) -> tuple[str, Owners] | Diagnostic:
 
 @rule(
     "SY-REPO-001",
-    "Every team folder and team spec has an owner in CODEOWNERS.",
+    "Every team folder and team file (Team spec, answers file, the team's tests) has an owner in CODEOWNERS.",
     target="repository",
     references=("scorecard:Branch-Protection", "scorecard:Code-Review"),
     hint="add a line to .github/CODEOWNERS, e.g. '/pipelines/<team>/ @<org>/<team>': its owners review the team",
@@ -124,7 +127,7 @@ def team_folders_have_owners(ctx: PolicyContext) -> Iterator[Diagnostic]:
     last = lines.lines[-1].number if lines.lines else 1
     for folder in _team_folders(ctx.root):
         parent, _, own = folder.rpartition("/")
-        if folder.startswith(TEAM_SPECS):
+        if (ctx.root / folder).is_file():  # a team file: owned when a line matches it
             probe, sibling = folder, f"{parent}/{_PROBE}{own}"
         else:
             probe, sibling = f"{folder}/{_PROBE}", f"{parent}/{_PROBE}{own}/{_PROBE}"

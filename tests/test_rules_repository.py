@@ -187,6 +187,18 @@ Context = Callable[[Path], PolicyContext]
 PASSING: dict[str, list[tuple[str, Context]]] = {
     "SY-REPO-001": [
         ("every team folder owned", files()),
+        (
+            "a team's tests and answers file owned",
+            files(
+                **{
+                    "tests__teams__test_fraud.py": "",
+                    "platform__teams__fraud.answers.json": "{}",
+                    ".github__CODEOWNERS": CODEOWNERS
+                    + "/platform/teams/fraud.answers.json @acme/platform @fraud-leads\n"
+                    + "/tests/teams/test_fraud.py @fraud-leads\n",
+                }
+            ),
+        ),
         ("no root: nothing to read", lambda p: PolicyContext(SpecSet())),
     ],
     "SY-REPO-002": [
@@ -235,6 +247,16 @@ FAILING: dict[str, list[tuple[str, Context, str]]] = {
             "its last line names no owner",
             files(**{".github__CODEOWNERS": CODEOWNERS + "/models/fraud/\n"}),
             "models/fraud",
+        ),
+        (
+            "a team's own tests nobody owns",
+            files(**{"tests__teams__test_fraud.py": ""}),
+            "tests/teams/test_fraud.py owned only by a catch-all line",
+        ),
+        (
+            "a team's answers file owned by the platform alone",
+            files(**{"platform__teams__fraud.answers.json": "{}"}),
+            "platform/teams/fraud.answers.json owned only by a catch-all line (@acme/platform)",
         ),
     ],
     "SY-REPO-002": [

@@ -183,9 +183,11 @@ def test_eight_applies_at_once_leave_exactly_one_writer(
 ) -> None:
     if target == "dev":
         request.getfixturevalue("state_bucket")
+    # The winner holds the lock long enough for all eight to start, even on a loaded machine: with a short
+    # hold, a late starter could find the lock already released and rightly win a second, later apply.
     applies = [
         subprocess.Popen(
-            [*LIGHT, str(light), target, "--hold", "0.3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [*LIGHT, str(light), target, "--hold", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         for _ in range(8)
     ]

@@ -379,3 +379,42 @@ def test_a_new_team_comes_up_next_to_fraud_and_both_predict(tmp_path: Path, ship
     finally:
         down = _shipyard_process(root, "down")
     assert down.returncode == 0, down.stderr
+
+
+def test_an_interactive_run_asks_what_the_flags_leave_out_and_asks_again_after_a_refusal(tmp_path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from shipyard.cli import teams as cli_teams
+    from shipyard.cli.app import cli
+
+    root = team_repo(tmp_path)
+    monkeypatch.setattr(cli_teams, "interactive", lambda: True)
+    # display name, owner (refused, then a handle), group, domain, cost center, kind, GPU training,
+    # quota (too many, then 0: no GPU training), budget; no flags, so every answer is asked
+    answers = ["Risk Team", "acme", "@acme/risk", "", "", "CC-77", "tabular-regressor", "no", "99", "0", ""]
+    result = CliRunner().invoke(cli, ["--repo", str(root), "new-team", "risk"], input="\n".join(answers) + "\n")
+    assert result.exit_code == 0, result.output
+    assert "answer 'owner': got 'acme'" in result.output
+    assert "answer 'gpu_quota': got '99'" in result.output
+    record = json.loads((root / "platform/teams/risk.answers.json").read_text())["answers"]
+    assert record["display_name"] == "Risk Team"
+    assert record["owner"] == "@acme/risk"
+    assert record["cost_center"] == "CC-77"
+    assert record["gpu_quota"] == "0"
+    assert record["model_kind"] == "tabular-regressor"
+    assert record["gpu_training"] == "no"
+
+
+def test_the_first_team_of_a_repository_without_teams(tmp_path: Path, shipyard) -> None:
+    root = team_repo(tmp_path)
+    for path in ("platform/teams", "features/fraud", "pipelines/fraud", "models/fraud"):
+        shutil.rmtree(root / path)
+    (root / ".github/CODEOWNERS").write_text(
+        teams.with_lines((root / ".github/CODEOWNERS").read_text().split(teams.TEAMS_MARKER)[0], [])
+    )
+    commit(root, "no teams yet")
+    made = shipyard("new-team", "risk", "--no-input", repo=root)
+    assert made.code == 0, made.err
+    assert added(root) == files_of(root, "risk")
+    checked = shipyard("validate", repo=root)
+    assert checked.code == 0, checked.out + checked.err

@@ -12,6 +12,18 @@ from shipyard.cli.app import Session, pass_session
 from shipyard.cli.output import EXIT_CHANGES, EXIT_USER
 
 KINDS = ("tabular-classifier", "tabular-regressor")
+#: What an interactive run asks, in order: GPU training before the quota, whose lower bound depends on it.
+ASKED = (
+    "display_name",
+    "owner",
+    "group",
+    "domain",
+    "cost_center",
+    "model_kind",
+    "gpu_training",
+    "gpu_quota",
+    "monthly_budget_usd",
+)
 
 
 @click.command("new-team")
@@ -23,7 +35,9 @@ KINDS = ("tabular-classifier", "tabular-regressor")
 @click.option("--cost-center", help="Cost-center code for cost allocation.  [default: CC-0000]")
 @click.option("--gpu-quota", help="GPUs the team may request at once, at most the stacks' gpuCeiling.  [default: 4]")
 @click.option("--budget", "monthly_budget_usd", help="Monthly budget in US dollars.  [default: 10000]")
-@click.option("--kind", "model_kind", type=click.Choice(KINDS), help="The starter model.  [default: classifier]")
+@click.option(
+    "--kind", "model_kind", type=click.Choice(KINDS), help="The starter model.  [default: tabular-classifier]"
+)
 @click.option(
     "--gpu-training/--no-gpu-training", default=None, help="Train on a GPU node pool.  [default: --gpu-training]"
 )
@@ -63,8 +77,8 @@ def new_team(session: Session, team: str, no_input: bool, gpu_training: bool | N
     given = {name for name, value in flags.items() if value is not None} | (
         {"gpu_training"} if gpu_training is not None else set()
     )
-    if not no_input and sys.stdin.isatty():
-        for name in teams.ANSWERS[1:]:
+    if not no_input and interactive():
+        for name in ASKED:
             if name not in given:
                 answers[name] = _ask(name, answers, repo)
     started = time.perf_counter()
@@ -77,6 +91,11 @@ def new_team(session: Session, team: str, no_input: bool, gpu_training: bool | N
         f"  pytest tests/teams/test_{teams.identifier(team)}.py  # its own tests\n"
         f"  git add -A && git commit -m 'Add team {team}'"
     )
+
+
+def interactive() -> bool:
+    """Whether someone is there to answer: a terminal on stdin (CI runs have none, and pass --no-input)."""
+    return sys.stdin.isatty()
 
 
 def _ask(name: str, answers: dict[str, Any], repo: Any) -> Any:

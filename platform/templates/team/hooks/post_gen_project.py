@@ -10,6 +10,7 @@ compare), it leaves the staging folder as it is.
 """
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -71,9 +72,12 @@ def place(staging, target, teams):
         else:
             codeowners.write_text(before, encoding="utf-8")
         raise
-    for path in written:
-        print(f"created {path.relative_to(target)}")
-    print(f"updated {codeowners.relative_to(target)}")
+    try:  # what was written stays written, whatever happens to our output (a closed pipe)
+        for path in written:
+            print(f"created {path.relative_to(target)}")
+        print(f"updated {codeowners.relative_to(target)}", flush=True)
+    except OSError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor fail flushing it at exit
     return 0
 
 

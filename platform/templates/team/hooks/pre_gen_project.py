@@ -27,9 +27,9 @@ def rules(target):
 
 def main() -> int:
     target = Path(CONTEXT.get("_target") or os.path.dirname(os.getcwd())).resolve()
-    if not (target / "platform" / "teams").is_dir():
+    if not (target / "platform").is_dir():
         print(
-            f"error: {target} is not a Shipyard repository (no platform/teams/); "
+            f"error: {target} is not a Shipyard repository (no platform/); "
             "run cookiecutter from the repository's root",
             file=sys.stderr,
         )
