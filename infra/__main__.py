@@ -14,6 +14,7 @@ from components.common import tags
 from components.iam import Iam, IamArgs
 from components.network import Network, NetworkArgs
 from components.nodepools import NodePools, NodePoolsArgs
+from components.registry import Registry, RegistryArgs
 from components.storage import Storage, StorageArgs
 from components.tenancy import Tenancy, TenancyArgs
 
@@ -73,7 +74,11 @@ storage = Storage(
         config.network.cidr,
     ),
 )
-iam = Iam("iam", IamArgs(cluster, storage.bucket_arns, config.repository, env, cost_center))
+registry = Registry("registry", RegistryArgs(name, key.arn, env, cost_center))
+iam = Iam(
+    "iam",
+    IamArgs(cluster, storage.bucket_arns, config.repository, env, cost_center, registry.runtime_repository_arn),
+)
 addons = Addons(
     "addons",
     AddonsArgs(
@@ -96,4 +101,9 @@ pulumi.export("kubeconfig", pulumi.Output.secret(cluster.kubeconfig))
 pulumi.export("buckets", storage.buckets)
 pulumi.export("stateBucket", storage.buckets["state"])  # spec.state.bucket of this environment
 pulumi.export("ci_role_arn", iam.ci_role_arn)
+# For the workflows' role-to-assume: deploy (apply jobs, GitHub Environment <env>), read (previews, plans, drift).
+pulumi.export("ciDeployRoleArn", iam.ci_role_arn)
+pulumi.export("ciReadRoleArn", iam.ci_read_role_arn)
+# Where .github/workflows/image.yml pushes the runtime image; platform/runtime/images.yaml names it by digest.
+pulumi.export("runtimeRepositoryUrl", registry.runtime_repository_url)
 pulumi.export("team_roles", tenancy.team_roles)

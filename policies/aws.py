@@ -52,6 +52,10 @@ MANAGED_POLICY = "aws:iam/policy:Policy"
 RDS_INSTANCE = "aws:rds/instance:Instance"
 AWS_PROVIDER = "pulumi:providers:aws"
 
+ROLE_POLICY_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+#: Actions with no resource-level permissions: AWS allows them on Resource "*" only (SY-AWS-014 accepts them).
+ONLY_ON_STAR = frozenset({"ecr:GetAuthorizationToken", "sts:GetCallerIdentity"})
+
 PRODUCTION = "prod"
 CONTROL_PLANE_LOGS = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 COST_TAGS = ("team", "cost-center", "env")
@@ -81,6 +85,8 @@ UNTAGGABLE = frozenset(
         SECURITY_GROUP_RULE,
         "aws:ec2/mainRouteTableAssociation:MainRouteTableAssociation",
         "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
+        "aws:ecr/lifecyclePolicy:LifecyclePolicy",
+        "aws:ecr/repositoryPolicy:RepositoryPolicy",
     }
 )
 
@@ -699,6 +705,9 @@ def iam_no_star_resource(ctx: PolicyContext) -> Iterator[Diagnostic]:
         for i, statement in enumerate(_statements(document or {})):
             if statement.get("Effect") != "Allow" or statement.get("Condition"):
                 continue
+            actions = _list(statement.get("Action"))
+            if actions and all(a in ONLY_ON_STAR for a in actions):
+                continue  # AWS grants these on "*" only: there is no ARN to name
             if "NotResource" in statement or "*" in _list(statement.get("Resource")):
                 field = "NotResource" if "NotResource" in statement else "Resource"
                 yield _finding(
@@ -874,7 +883,7 @@ def irsa_trust_pinned(ctx: PolicyContext) -> Iterator[Diagnostic]:
             continue
         assert statement is not None
         if _is_github(statement):
-            continue  # the CI role: SY-AWS-020
+            continue  # the CI roles: SY-AWS-020
         sub, aud = _pinned(statement, "sub"), _pinned(statement, "aud")
         if _unknown(sub) or _unknown(aud):
             yield _cannot_verify(role, "assumeRolePolicy", "a trust pinned to one service account")
@@ -891,30 +900,94 @@ def irsa_trust_pinned(ctx: PolicyContext) -> Iterator[Diagnostic]:
             )
 
 
+#: The subjects a GitHub OIDC token of a repository carries: a job of a GitHub Environment, a pull request, a branch.
+_GITHUB_SUBJECT = re.compile(r"repo:([^*?/:]+/[^*?:]+):(environment:[^*?:]+|pull_request|ref:refs/heads/main)")
+#: AWS managed policies that only read.
+_READ_ONLY_MANAGED = frozenset(
+    {"arn:aws:iam::aws:policy/ReadOnlyAccess", "arn:aws:iam::aws:policy/job-function/ViewOnlyAccess"}
+)
+_READ_ACTION = re.compile(r"[a-z0-9-]+:(Get|List|Describe|BatchGet|View)[A-Za-z]*|kms:Decrypt")
+
+
 @rule(
     "SY-AWS-020",
-    "The CI role is trusted only for this repository's main branch.",
+    "A role GitHub Actions assume is this repository's: the deploy role only for the stack's GitHub Environment, "
+    "pull requests and main only on a read-only role.",
     target=ROLE,
     needs_resources=True,
     references=("checkov:CKV_AWS_358",),
-    hint="pin StringEquals on token.actions.githubusercontent.com:sub to repo:<org>/<repo>:ref:refs/heads/main "
-    "(the stack's `repository`) and :aud to sts.amazonaws.com: a pull request's workflow must not assume it",
+    hint="pin StringEquals on token.actions.githubusercontent.com:sub to repo:<org>/<repo>:environment:<stack> for "
+    "the deploy role (jobs with `environment: <stack>`), or to repo:<org>/<repo>:pull_request and "
+    ":ref:refs/heads/main for a role that only reads (ReadOnlyAccess; Get/List/Describe, kms:Decrypt), and :aud "
+    "to sts.amazonaws.com: a pull request's workflow must never assume a role that writes",
 )
-def ci_role_main_only(ctx: PolicyContext) -> Iterator[Diagnostic]:
+def ci_role_trust(ctx: PolicyContext) -> Iterator[Diagnostic]:
     for role, statement, problem in _web_identity_trusts(ctx):
         if problem is not None or statement is None or not _is_github(statement):
             continue  # an unreadable trust is SY-AWS-019's finding
         sub, aud = _pinned(statement, "sub"), _pinned(statement, "aud")
         repository = _stack_repository(ctx, role.scope)
-        wanted = f"repo:{repository or '<org>/<repo>'}:ref:refs/heads/main"
-        if _unknown(sub) or _unknown(aud):
+        repo = repository or "<org>/<repo>"
+        wanted = f"repo:{repo}:environment:{role.scope}, or repo:{repo}:pull_request / :ref:refs/heads/main (read only)"
+        subjects = sub if isinstance(sub, list) else [sub]
+        matches = [_GITHUB_SUBJECT.fullmatch(s) if isinstance(s, str) else None for s in subjects]
+        kinds = {m.group(2) for m in matches if m is not None}
+        if _unknown(sub) or any(_unknown(s) for s in subjects) or _unknown(aud):
             yield _cannot_verify(role, "assumeRolePolicy", wanted)
-        elif not isinstance(sub, str) or not re.fullmatch(r"repo:[^*?/]+/[^*?:]+:ref:refs/heads/main", sub):
+        elif not subjects or not all(matches):
             yield _finding(role, "assumeRolePolicy", got=f"a GitHub trust with sub {sub!r}", expected=wanted)
-        elif repository is not None and sub != wanted:
+        elif repository is not None and any(m is not None and m.group(1) != repository for m in matches):
             yield _finding(role, "assumeRolePolicy", got=f"a GitHub trust for {sub!r}", expected=wanted)
+        elif any(k.startswith("environment:") and k != f"environment:{role.scope}" for k in kinds):
+            yield _finding(
+                role, "assumeRolePolicy", got=f"a GitHub trust for {sub!r} in stack {role.scope}", expected=wanted
+            )
         elif aud != STS:
             yield _finding(role, "assumeRolePolicy", got=f"a GitHub trust with aud {aud!r}", expected=f"aud = {STS}")
+        elif kinds - {f"environment:{role.scope}"}:
+            writes = _beyond_read(ctx, role)
+            if writes:
+                yield _finding(
+                    role,
+                    "assumeRolePolicy",
+                    got=f"pull requests or main may assume a role that can {writes}",
+                    expected="read-only permissions on a role trusted for pull_request or main "
+                    "(a deploy role trusts its GitHub Environment only)",
+                )
+
+
+def _beyond_read(ctx: PolicyContext, role: Resource) -> str:
+    """The first permission of ``role`` that is more than reading ('' when there is none): its managed
+    policies (attachments parented to it or naming it, ``managedPolicyArns``) and its inline policies."""
+    mine = f"{role.kind}::{role.name}"
+    named = _inputs(role).get("name")
+
+    def attached(resource: Resource) -> bool:
+        if resource.scope != role.scope:
+            return False
+        parent = resource.body.get("parent")
+        if isinstance(parent, str) and parent and _ref(parent) == mine:
+            return True
+        return isinstance(named, str) and not _unknown(named) and _inputs(resource).get("role") == named
+
+    arns = [*_list(_inputs(role).get("managedPolicyArns"))]
+    arns += [_inputs(a).get("policyArn") for a in _of(ctx, ROLE_POLICY_ATTACHMENT) if attached(a)]
+    for arn in arns:
+        if arn not in _READ_ONLY_MANAGED:
+            return f"use {arn!r}"
+    documents = [_inputs(p).get("policy") for p in _of(ctx, ROLE_POLICY) if attached(p)]
+    documents += [_at(inline, "policy") for inline in _list(_inputs(role).get("inlinePolicies"))]
+    for value in documents:
+        document, problem = _document(role, "policy", value)
+        if problem is not None or document is None:
+            return "do what an unreadable policy allows"
+        for statement in _statements(document):
+            if statement.get("Effect") != "Allow":
+                continue
+            for action in _list(statement.get("Action")) or ["*"]:
+                if not (isinstance(action, str) and _READ_ACTION.fullmatch(action)):
+                    return f"{action}"
+    return ""
 
 
 def _stack_repository(ctx: PolicyContext, stack: str) -> str | None:

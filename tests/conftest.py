@@ -89,7 +89,7 @@ def edit(root: Path, path: str, old: str, new: str) -> None:
 def example_repo(where: Path) -> Path:
     """The template's own example content (teams, features, pipelines) in a throwaway git repo."""
     root = where / "repo"
-    for folder in ("platform/teams", "platform/environments", "features", "pipelines", "models"):
+    for folder in ("platform/teams", "platform/environments", "platform/runtime", "features", "pipelines", "models"):
         shutil.copytree(REPO_ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     git(root, "init", "-q", "-b", "main")
     commit(root, "example content")

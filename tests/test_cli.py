@@ -108,6 +108,19 @@ def test_plan_formats_and_out_file(shipyard: Run, repo: Path, tmp_path: Path) ->
     assert github[0].startswith("::notice file=platform/teams/fraud.yaml,line=1,col=1,title=shipyard plan::create")
 
 
+def test_a_markdown_plan_keeps_under_max_chars(shipyard: Run, repo: Path) -> None:
+    whole = shipyard("plan", "--format", "markdown", repo=repo).out
+    assert len(whole) > 2000
+    short = shipyard("plan", "--format", "markdown", "--max-chars", "2000", repo=repo)
+    assert short.code == 0
+    assert len(short.out) <= 2000
+    assert short.out.startswith("<!-- shipyard-plan:local -->")
+    assert "plan.json" in short.out  # the rest is in the plan file
+    refused = shipyard("plan", "--format", "markdown", "--max-chars", "100", repo=repo)
+    assert refused.code == 1  # a usage error is a user error
+    assert "100 is not in the range x>=2000" in refused.err
+
+
 def test_bad_specs_stop_plan_and_apply_before_anything_happens(shipyard: Run, repo: Path) -> None:
     write(repo, {"platform/teams/fraud.yaml": team_yaml("fraud").replace("gpu: 2", "gpu: many")})
     for command in ("plan", "apply"):

@@ -151,18 +151,23 @@ def test_every_aws_resource_that_takes_tags_has_team_cost_center_and_env(graphs:
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_roles_trust_only_their_service_account_or_this_repositorys_main_branch(
-    graphs: dict[str, Graph], stack: str
-) -> None:
+def test_roles_trust_only_their_service_account_or_this_repositorys_ci(graphs: dict[str, Graph], stack: str) -> None:
     trusts = [policy_of(r, "assumeRolePolicy")["Statement"][0] for r in of_type(graphs[stack], "aws:iam/role:Role")]
     web = [t for t in trusts if t["Action"] == "sts:AssumeRoleWithWebIdentity"]
-    assert len(web) >= 7  # MLflow, KFP, KServe, Feast, EBS CSI, each team, CI
+    assert len(web) >= 8  # MLflow, KFP, KServe, Feast, EBS CSI, each team, CI deploy and read
     for trust in web:
         pinned = trust["Condition"]["StringEquals"]
         assert any(k.endswith(":aud") for k in pinned)
         assert any(k.endswith(":sub") for k in pinned)
         sub = next(v for k, v in pinned.items() if k.endswith(":sub"))
-        assert sub.startswith("system:serviceaccount:") or sub == "repo:shipyard-dev/shipyard:ref:refs/heads/main"
+        ci = {
+            "repo:shipyard-dev/shipyard:environment:" + stack,  # the deploy role: the stack's GitHub Environment
+            "repo:shipyard-dev/shipyard:pull_request",  # the read role
+            "repo:shipyard-dev/shipyard:ref:refs/heads/main",
+        }
+        assert (isinstance(sub, str) and sub.startswith("system:serviceaccount:")) or set(
+            sub if isinstance(sub, list) else [sub]
+        ) <= ci
     kserve = next(
         r for r in graphs[stack] if r["name"] == "iam-kserve" and r["type"] == "aws:iam/rolePolicy:RolePolicy"
     )
@@ -247,7 +252,7 @@ def test_a_pr_adding_a_gpu_pool_plans_its_node_group_launch_template_and_cost(
         "infra/prod/GpuBudget/recsys",
     }
     total = {tuple(d["path"]): d for d in changes["infra/prod/Cost/node-pools"]["diffs"]}
-    before, after = total[("monthlyUsdAtMax",)]["before"], total[("monthlyUsdAtMax",)]["after"]
+    before, after = total[("monthlyCostUsd",)]["before"], total[("monthlyCostUsd",)]["after"]
     assert round(after - before, 2) == round(55.04 * 730, 2)  # one p5.48xlarge On-Demand for a month
     template = changes["infra/prod/aws:ec2/launchTemplate:LaunchTemplate/node-pools-gpu-h100"]["desired"]["body"]
     assert template["inputs"]["networkInterfaces"][0]["interfaceType"] == "efa"
@@ -482,3 +487,47 @@ def test_a_stack_that_moved_since_review_is_refused_before_pulumi_runs(
     with pytest.raises(StalePlanError, match=r"what it observed moved since \(infra\)"):
         apply(infra, REPO_ROOT, dev, reviewed=reviewed)
     assert stack_dev["ran"] == []
+
+
+def _named(graph: Graph, type_token: str, name: str) -> dict[str, Any]:
+    [found] = [r["inputs"] for r in graph if r["type"] == type_token and r["name"] == name]
+    return found
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_runtime_image_repository_is_immutable_scanned_kms_encrypted_and_pruned(
+    graphs: dict[str, Graph], stack: str
+) -> None:
+    [repository] = of_type(graphs[stack], "aws:ecr/repository:Repository")
+    assert repository["name"] == f"shipyard-{stack}-runtime"  # platform/runtime/images.yaml names it
+    assert repository["imageTagMutability"] == "IMMUTABLE"
+    assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
+    [encryption] = repository["encryptionConfigurations"]
+    assert encryption["encryptionType"] == "KMS"
+    assert encryption["kmsKey"]  # the stack's key
+    [lifecycle] = of_type(graphs[stack], "aws:ecr/lifecyclePolicy:LifecyclePolicy")
+    [rule] = policy_of(lifecycle)["rules"]
+    assert rule["selection"]["countType"] == "imageCountMoreThan"
+    assert rule["action"] == {"type": "expire"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_deploy_role_pushes_only_to_the_runtime_repository_and_the_read_role_only_reads(
+    graphs: dict[str, Graph], stack: str
+) -> None:
+    push = policy_of(_named(graphs[stack], "aws:iam/rolePolicy:RolePolicy", "iam-ci-deploy-runtime-image"))
+    by_resource = {s["Resource"]: s["Action"] for s in push["Statement"]}
+    assert by_resource.pop("*") == "ecr:GetAuthorizationToken"  # account-wide by AWS's design
+    [(repository, actions)] = by_resource.items()
+    assert repository.startswith("arn:") or repository  # the repository's ARN (a mock's value here)
+    assert "ecr:PutImage" in actions
+    assert not any(a.startswith(("ecr:Delete", "ecr:Set", "ecr:Create")) for a in actions)
+    attached = _named(graphs[stack], "aws:iam/rolePolicyAttachment:RolePolicyAttachment", "iam-ci-read")
+    assert attached["policyArn"] == "arn:aws:iam::aws:policy/ReadOnlyAccess"
+    state = policy_of(_named(graphs[stack], "aws:iam/rolePolicy:RolePolicy", "iam-ci-read-state"))
+    actions = {
+        a for st in state["Statement"] for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
+    }
+    assert actions == {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "kms:Decrypt"}
+    [decrypt] = [st for st in state["Statement"] if st["Action"] == "kms:Decrypt"]
+    assert "kms:EncryptionContext:aws:s3:arn" in decrypt["Condition"]["StringEquals"]

@@ -124,8 +124,8 @@ def test_spec_that_does_not_fit_the_code_points_at_the_line(
             "pipelines/fraud/train/pipeline.py: the pipeline code failed to import: ValueError: oops",
         ),
         (
-            "@dsl.component(base_image=RUNTIME, install_kfp_package=False)\ndef register(",
-            "@dsl.component(base_image=RUNTIME)\ndef register(",
+            "@dsl.component(base_image=runtime_image(), install_kfp_package=False)\ndef register(",
+            "@dsl.component(base_image=runtime_image())\ndef register(",
             "component 'register' installs packages when its container starts",
         ),
     ],

@@ -186,3 +186,21 @@ def test_findings_are_grouped_by_rule_so_the_comment_always_fits() -> None:
     tight = render_markdown(Plan("dev", (), {}), varied, limit=20_000)
     assert len(tight) < 20_000
     assert "more findings of" in tight
+
+
+def test_the_monthly_cost_delta_adds_up_what_the_changed_bills_state() -> None:
+    def bill(stack: str, name: str, usd: float) -> Resource:
+        return Resource("infra", "Cost", stack, name, {"monthlyCostUsd": usd, "gpusAtMax": 2})
+
+    desired = [
+        bill("dev", "node-pools", 3820.53),
+        bill("prod", "node-pools", 900.0),
+        bill("staging", "node-pools", 50.0),
+    ]
+    observed = [bill("dev", "node-pools", 1470.51), bill("prod", "node-pools", 900.0)]
+    plan = make_plan("base:main", desired, observed, RULES)
+    line = "Monthly cost at max size: $1,470.51 → $3,870.53 (+2,400.02 USD)."  # prod unchanged; staging new
+    assert line in render_markdown(plan, [])
+    assert line in render_text(plan).plain
+    none = make_plan("base:main", [bill("dev", "node-pools", 1.0)], [bill("dev", "node-pools", 1.0)], RULES)
+    assert "Monthly cost" not in render_markdown(none, [])

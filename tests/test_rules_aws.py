@@ -183,6 +183,8 @@ def web_identity(issuer: str, equals: Mapping[str, Any], operator: str = "String
 IRSA = "oidc.eks.us-east-1.amazonaws.com/id/ABC"
 GITHUB = "token.actions.githubusercontent.com"
 MAIN = "repo:shipyard-dev/shipyard:ref:refs/heads/main"
+PULL_REQUEST = "repo:shipyard-dev/shipyard:pull_request"
+DEPLOY = "repo:shipyard-dev/shipyard:environment:dev"
 
 
 def role(**inputs: Any) -> Resource:
@@ -316,16 +318,36 @@ CASES: dict[str, Case] = {
         also_passing=[[role(assumeRolePolicy=web_identity(GITHUB, {"sub": MAIN, "aud": "sts.amazonaws.com"}))]],
     ),
     "SY-AWS-020": Case(
-        [role(assumeRolePolicy=web_identity(GITHUB, {"sub": MAIN, "aud": "sts.amazonaws.com"}))],
+        [role(assumeRolePolicy=web_identity(GITHUB, {"sub": DEPLOY, "aud": "sts.amazonaws.com"}))],
         [
-            role(
-                assumeRolePolicy=web_identity(
-                    GITHUB, {"sub": "repo:shipyard-dev/shipyard:pull_request", "aud": "sts.amazonaws.com"}
-                )
-            )
+            role(assumeRolePolicy=web_identity(GITHUB, {"sub": [PULL_REQUEST, MAIN], "aud": "sts.amazonaws.com"})),
+            res(
+                "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+                "iam-mlflow",
+                {"role": "r", "policyArn": "arn:aws:iam::aws:policy/PowerUserAccess"},
+                parent=f"{ROLE}::iam-mlflow",
+            ),
         ],
-        "a GitHub trust with sub 'repo:shipyard-dev/shipyard:pull_request'",
-        also_passing=[[role(assumeRolePolicy=web_identity(IRSA, {"sub": "system:serviceaccount:a:b", "aud": "x"}))]],
+        "pull requests or main may assume a role that can use 'arn:aws:iam::aws:policy/PowerUserAccess'",
+        subject="infra/dev/aws:iam/role:Role/iam-mlflow",
+        also_passing=[
+            [role(assumeRolePolicy=web_identity(IRSA, {"sub": "system:serviceaccount:a:b", "aud": "x"}))],
+            [  # the read role
+                role(assumeRolePolicy=web_identity(GITHUB, {"sub": [PULL_REQUEST, MAIN], "aud": "sts.amazonaws.com"})),
+                res(
+                    "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+                    "iam-mlflow",
+                    {"role": "r", "policyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess"},
+                    parent=f"{ROLE}::iam-mlflow",
+                ),
+                res(
+                    ROLE_POLICY,
+                    "iam-mlflow-state",
+                    {"role": "r", "policy": doc({"Effect": "Allow", "Action": ["s3:GetObject", "kms:Decrypt"]})},
+                    parent=f"{ROLE}::iam-mlflow",
+                ),
+            ],
+        ],
     ),
 }
 

@@ -1,5 +1,7 @@
-"""IAM: IRSA roles for the platform's services, each limited to its own buckets and prefixes, and the CI deploy
-role that only this repository's GitHub Actions runs on main can assume."""
+"""IAM: IRSA roles for the platform's services, each limited to its own buckets and prefixes, and two roles for
+this repository's GitHub Actions (OIDC, no stored keys): the deploy role, which only a job of the stack's own
+GitHub Environment can assume (the apply jobs: `environment: <env>`), and a read-only role for pull-request
+previews and the plans and drift checks on main."""
 
 from __future__ import annotations
 
@@ -56,6 +58,39 @@ def bucket_access(
     return policy(statements)
 
 
+#: AWS managed policies a read-only role may carry (SY-AWS-020 holds the read role to them).
+READ_ONLY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
+#: What pushing an image to one repository takes (the token is account-wide; the rest is the repository's).
+ECR_PUSH = [
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:CompleteLayerUpload",
+    "ecr:DescribeImages",
+    "ecr:InitiateLayerUpload",
+    "ecr:PutImage",
+    "ecr:UploadLayerPart",
+]
+
+
+def github_trust(provider: pulumi.Input[str], subjects: list[str]) -> pulumi.Output[str]:
+    """A trust policy for GitHub's OIDC tokens of exactly these subjects (aud and sub pinned, no wildcard)."""
+    return policy(
+        [
+            {
+                "Effect": "Allow",
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Principal": {"Federated": provider},
+                "Condition": {
+                    "StringEquals": {
+                        f"{GITHUB_OIDC}:aud": "sts.amazonaws.com",
+                        f"{GITHUB_OIDC}:sub": subjects[0] if len(subjects) == 1 else subjects,
+                    }
+                },
+            }
+        ]
+    )
+
+
 @dataclass(frozen=True)
 class IamArgs:
     cluster: Cluster
@@ -63,10 +98,12 @@ class IamArgs:
     repository: str
     env: str
     cost_center: str
+    #: The ECR repository of the platform runtime image, which the deploy role may push to.
+    runtime_repository_arn: pulumi.Input[str]
 
 
 class Iam(pulumi.ComponentResource):
-    """Outputs: ``service_roles`` (service → role ARN), ``ci_role_arn``."""
+    """Outputs: ``service_roles`` (service → role ARN), ``ci_role_arn`` (deploy), ``ci_read_role_arn``."""
 
     def __init__(self, name: str, args: IamArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("shipyard:infra:Iam", name, None, opts)
@@ -90,25 +127,13 @@ class Iam(pulumi.ComponentResource):
             tags=tagged,
             opts=child(self),
         )
+        # A job that names a GitHub Environment gets the subject repo:<repository>:environment:<env>, and only
+        # that environment's protection rules (reviewers, branches) let a job name it.
         ci = aws.iam.Role(
             f"{name}-ci-deploy",
-            description=f"GitHub Actions deploys from {args.repository} (main only)",
+            description=f"GitHub Actions deploys from {args.repository} (GitHub Environment {args.env} only)",
             max_session_duration=3600,
-            assume_role_policy=policy(
-                [
-                    {
-                        "Effect": "Allow",
-                        "Action": "sts:AssumeRoleWithWebIdentity",
-                        "Principal": {"Federated": github.arn},
-                        "Condition": {
-                            "StringEquals": {
-                                f"{GITHUB_OIDC}:aud": "sts.amazonaws.com",
-                                f"{GITHUB_OIDC}:sub": f"repo:{args.repository}:ref:refs/heads/main",
-                            }
-                        },
-                    }
-                ]
-            ),
+            assume_role_policy=github_trust(github.arn, [f"repo:{args.repository}:environment:{args.env}"]),
             tags=tagged,
             opts=child(self),
         )
@@ -148,5 +173,64 @@ class Iam(pulumi.ComponentResource):
                 ]
             ),
         )
+        # The runtime image (platform/runtime/Dockerfile) is pushed by the deploy role, to its repository only.
+        aws.iam.RolePolicy(
+            f"{name}-ci-deploy-runtime-image",
+            role=ci.id,
+            opts=child(ci),
+            policy=policy(
+                [
+                    {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+                    {"Effect": "Allow", "Action": ECR_PUSH, "Resource": args.runtime_repository_arn},
+                ]
+            ),
+        )
         self.ci_role_arn = ci.arn
-        self.register_outputs({"service_roles": self.service_roles, "ci_role_arn": self.ci_role_arn})
+
+        # Pull-request previews (pulumi preview, shipyard plan) and the plans and drift checks on main: read only.
+        read = aws.iam.Role(
+            f"{name}-ci-read",
+            description=f"GitHub Actions previews and drift checks of {args.repository} (read only)",
+            max_session_duration=3600,
+            assume_role_policy=github_trust(
+                github.arn, [f"repo:{args.repository}:pull_request", f"repo:{args.repository}:ref:refs/heads/main"]
+            ),
+            tags=tagged,
+            opts=child(self),
+        )
+        aws.iam.RolePolicyAttachment(f"{name}-ci-read", role=read.name, policy_arn=READ_ONLY, opts=child(read))
+        # The apply state (last-applied record, journal) that plan and drift read: SSE-KMS, so decrypting it
+        # too, but only for objects of that bucket (the S3 bucket key's encryption context is the bucket).
+        state = args.bucket_arns["state"]
+        aws.iam.RolePolicy(
+            f"{name}-ci-read-state",
+            role=read.id,
+            opts=child(read),
+            policy=policy(
+                [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                        "Resource": state.apply(lambda arn: f"{arn}/*"),
+                    },
+                    {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": state},
+                    {
+                        "Effect": "Allow",
+                        "Action": "kms:Decrypt",
+                        "Resource": "*",
+                        "Condition": {
+                            "StringLike": {"kms:ViaService": "s3.*.amazonaws.com"},
+                            "StringEquals": {"kms:EncryptionContext:aws:s3:arn": state},
+                        },
+                    },
+                ]
+            ),
+        )
+        self.ci_read_role_arn = read.arn
+        self.register_outputs(
+            {
+                "service_roles": self.service_roles,
+                "ci_role_arn": self.ci_role_arn,
+                "ci_read_role_arn": self.ci_read_role_arn,
+            }
+        )

@@ -5,15 +5,17 @@ Parameters named ``feature_store``, ``offline_uri``, ``data_checks``, ``mlflow_t
 platform for the target being applied; the others come from ``pipeline.yaml``.
 
 Components run in the platform runtime image, which carries Shipyard and the whole
-stack, so nothing is installed when a step starts (``install_kfp_package=False``).
+stack, so nothing is installed when a step starts (``install_kfp_package=False``). Which
+image is the platform's setting per environment (``platform/runtime/images.yaml``):
+``runtime_image()`` answers the one of the environment being compiled.
 """
 
 from kfp import dsl
 
-RUNTIME = "ghcr.io/shipyard-dev/runtime:0.1.0"
+from shipyard.sdk.runtime import runtime_image
 
 
-@dsl.component(base_image=RUNTIME, install_kfp_package=False)
+@dsl.component(base_image=runtime_image(), install_kfp_package=False)
 def check_data(data_checks: str) -> str:
     """The Great Expectations gate: every check on all of its data, before anything trains on it.
 
@@ -34,7 +36,7 @@ def check_data(data_checks: str) -> str:
     return ",".join(check["name"] for check in json.loads(data_checks))
 
 
-@dsl.component(base_image=RUNTIME, install_kfp_package=False)
+@dsl.component(base_image=runtime_image(), install_kfp_package=False)
 def training_set(feature_store: str, offline_uri: str, gate: str, examples: dsl.Output[dsl.Dataset]):
     """Label each transaction and join the user's features as they were at that moment (point in time)."""
     import json
@@ -53,7 +55,7 @@ def training_set(feature_store: str, offline_uri: str, gate: str, examples: dsl.
     frame.sort_values(["event_timestamp", "user_id"], kind="stable").to_parquet(examples.path, index=False)
 
 
-@dsl.component(base_image=RUNTIME, install_kfp_package=False)
+@dsl.component(base_image=runtime_image(), install_kfp_package=False)
 def train(
     examples: dsl.Input[dsl.Dataset],
     max_iter: int,
@@ -118,7 +120,7 @@ def train(
     model.metadata["features"] = json.dumps(features)
 
 
-@dsl.component(base_image=RUNTIME, install_kfp_package=False)
+@dsl.component(base_image=runtime_image(), install_kfp_package=False)
 def register(
     model: dsl.Input[dsl.Model],
     metrics: dsl.Input[dsl.Metrics],

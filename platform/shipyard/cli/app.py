@@ -31,6 +31,7 @@ BUILT_IN = {
     "owners": "owners",
     "new-team": "teams",
     "team": "teams",
+    "ci": "ci",
     "up": "local",
     "status": "local",
     "down": "local",

@@ -51,6 +51,12 @@ if TYPE_CHECKING:
     is_flag=True,
     help="In the JSON (--out, --format json), list every change with its bodies, unchanged ones too.",
 )
+@click.option(
+    "--max-chars",
+    type=click.IntRange(min=2000),
+    help="markdown: keep the comment under this many characters (default: what GitHub allows, less room "
+    "for the owners table), e.g. a third of it for each of three environments sharing one comment.",
+)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has changes (0 when none).")
 @click.option("--show-unchanged", is_flag=True, help="List unchanged resources too (text format).")
 @click.option(
@@ -68,6 +74,7 @@ def plan(
     fmt: str,
     out: Path | None,
     full: bool,
+    max_chars: int | None,
     detailed_exitcode: bool,
     show_unchanged: bool,
     planes: tuple[str, ...],
@@ -105,7 +112,9 @@ def plan(
         from shipyard.core.render.markdown import render_markdown
 
         artifact = out.name if out else "plan.json"
-        click.echo(render_markdown(result.plan, findings, artifact=artifact, footer=reuse_line(reused)), nl=False)
+        limit = {} if max_chars is None else {"limit": max_chars}
+        comment = render_markdown(result.plan, findings, artifact=artifact, footer=reuse_line(reused), **limit)
+        click.echo(comment, nl=False)
     elif fmt == "json":
         from shipyard.core.render.jsonout import render_json
 

@@ -16,6 +16,11 @@ from typing import Any
 #: A path into a JSON-able body: mapping keys and list indexes.
 FieldPath = tuple[str | int, ...]
 
+#: The body key of a Resource that states what it can cost a month, in US dollars. A plan's summary
+#: adds the key up over its changes (before and after), so a review sees the monthly cost delta; a
+#: plane sets it on one Resource per bill (the infra plane: each stack's node pools at max size).
+MONTHLY_COST = "monthlyCostUsd"
+
 
 @dataclass(frozen=True, order=True)
 class SourcePosition:

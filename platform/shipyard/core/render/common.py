@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shipyard.core.plan import Plan
-from shipyard.sdk.model import Action, Change, FieldOp, FieldPath, dotted
+from shipyard.sdk.model import MONTHLY_COST, Action, Change, FieldOp, FieldPath, dotted
 
 SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-", Action.NOOP: "="}
 VERB = {Action.CREATE: "create", Action.UPDATE: "update", Action.DELETE: "delete", Action.NOOP: "unchanged"}
@@ -25,6 +25,34 @@ def summary(plan: Plan) -> str:
         return f"No changes. {counts[Action.NOOP]} unchanged."
     parts = [f"{counts[a]} to {VERB[a]}" for a in (Action.CREATE, Action.UPDATE, Action.DELETE)]
     return f"Plan: {', '.join(parts)}, {counts[Action.NOOP]} unchanged."
+
+
+def monthly_cost(plan: Plan) -> tuple[float, float] | None:
+    """What the Resources this plan changes can cost a month, before and after (``MONTHLY_COST``);
+    None when it changes none that states a cost."""
+    before = after = 0.0
+    stated = False
+    for change in plan.changes:
+        if change.action == Action.NOOP:
+            continue
+        for resource, side in ((change.observed, "before"), (change.desired, "after")):
+            value = resource.body.get(MONTHLY_COST) if resource is not None else None
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                stated = True
+                if side == "before":
+                    before += value
+                else:
+                    after += value
+    return (round(before, 2), round(after, 2)) if stated else None
+
+
+def cost_line(plan: Plan) -> str:
+    """The monthly cost delta as one sentence ("" when the plan changes no cost)."""
+    cost = monthly_cost(plan)
+    if cost is None:
+        return ""
+    before, after = cost
+    return f"Monthly cost at max size: ${before:,.2f} → ${after:,.2f} ({after - before:+,.2f} USD)."
 
 
 def leaves(value: Any, path: FieldPath = ()) -> list[tuple[str, Any]]:

@@ -6,14 +6,19 @@ from collections import Counter
 from collections.abc import Sequence
 
 from shipyard.core.plan import Plan
-from shipyard.core.render.common import SYMBOL, VERB, field_lines, summary
+from shipyard.core.render.common import SYMBOL, VERB, cost_line, field_lines, summary
 from shipyard.sdk.model import Action, Diagnostic, Severity
 
 #: GitHub rejects comments longer than this many characters.
 GITHUB_COMMENT_LIMIT = 65_536
+#: What the plan leaves of that limit to what shares its comment (`shipyard ci comment`: the comment's
+#: marker line, the owners table, the commit line).
+COMMENT_ROOM = 4_096
 MAX_FIELDS = 40
 #: Places listed per rule, and characters of its first finding, in the comment's findings table.
 MAX_PLACES = 3
+#: Teams and stacks listed in the summary by scope; the JSON artifact has every change.
+MAX_SCOPES = 20
 MAX_DETAIL = 300
 
 
@@ -27,7 +32,7 @@ def render_markdown(
     diagnostics: Sequence[Diagnostic] = (),
     *,
     artifact: str = "plan.json",
-    limit: int = GITHUB_COMMENT_LIMIT,
+    limit: int = GITHUB_COMMENT_LIMIT - COMMENT_ROOM,
     footer: str = "",
 ) -> str:
     """Full detail when it fits; otherwise the summary, findings and changed keys only,
@@ -61,6 +66,8 @@ def _head(plan: Plan, diagnostics: Sequence[Diagnostic], budget: int = GITHUB_CO
         f"**{summary(plan)}** Hash `{plan.hash[:12]}`.",
         "",
     ]
+    if cost := cost_line(plan):
+        lines += [cost, ""]
     planes = sorted({c.plane for c in plan.changes}, key=[c.plane for c in plan.changes].index)
     if planes:
         lines += ["| plane | create | update | delete | unchanged |", "|---|--:|--:|--:|--:|"]
@@ -69,9 +76,26 @@ def _head(plan: Plan, diagnostics: Sequence[Diagnostic], budget: int = GITHUB_CO
             row = " | ".join(str(counts[a]) for a in (Action.CREATE, Action.UPDATE, Action.DELETE, Action.NOOP))
             lines.append(f"| {plane} | {row} |")
         lines.append("")
+    lines += _scopes(plan)
     if diagnostics:
         lines += _findings(diagnostics, budget)
     return "\n".join(lines) + "\n"
+
+
+def _scopes(plan: Plan) -> list[str]:
+    """What changes per team (or infra stack): the scopes with the most changes first, at most ``MAX_SCOPES``."""
+    counts: dict[str, Counter[Action]] = {}
+    for change in plan.pending:
+        counts.setdefault(change.scope, Counter())[change.action] += 1
+    if not counts:
+        return []
+    ranked = sorted(counts.items(), key=lambda item: (-sum(item[1].values()), item[0]))
+    lines = ["| team or stack | create | update | delete |", "|---|--:|--:|--:|"]
+    for scope, found in ranked[:MAX_SCOPES]:
+        lines.append(f"| `{scope}` | {found[Action.CREATE]} | {found[Action.UPDATE]} | {found[Action.DELETE]} |")
+    if len(ranked) > MAX_SCOPES:
+        lines.append(f"| … and {len(ranked) - MAX_SCOPES} more | | | |")
+    return [*lines, ""]
 
 
 def _findings(diagnostics: Sequence[Diagnostic], budget: int) -> list[str]:

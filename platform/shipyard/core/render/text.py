@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from shipyard.core.plan import Plan
-from shipyard.core.render.common import SYMBOL, VERB, field_lines, summary
+from shipyard.core.render.common import SYMBOL, VERB, cost_line, field_lines, summary
 from shipyard.sdk.model import Action
 
 STYLE = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.DELETE: "red", Action.NOOP: "dim"}
@@ -28,4 +28,6 @@ def render_text(plan: Plan, *, show_unchanged: bool = False) -> Text:
         for line in field_lines(change, MAX_FIELDS):
             out.append(f"        {line}\n", style=LINE_STYLE.get(line[0], "dim"))
     out.append(summary(plan), style="bold")
+    if cost := cost_line(plan):
+        out.append(f"\n{cost}")
     return out

@@ -54,6 +54,7 @@ from shipyard.sdk import (
     UserError,
     hookimpl,
 )
+from shipyard.sdk.model import MONTHLY_COST
 from shipyard.sdk.platform import TEAM
 from shipyard.sdk.processes import TELEMETRY_OFF
 
@@ -263,7 +264,7 @@ def cost_resources(ctx: DesiredContext, stack: str, config: StackConfig) -> Iter
         }
         yield Resource(PLANE, "Cost", stack, f"node-pool/{pool.name}", body, None)
     summary = {
-        "monthlyUsdAtMax": round(total, 2),
+        MONTHLY_COST: round(total, 2),  # the stack's bill with every pool at max size: the plan adds it up
         "gpusAtMax": gpus,
         "gpuCeiling": config.gpu_ceiling,
         "prices": f"{prices.TABLE['region']} {prices.TABLE['date']}",

@@ -244,7 +244,7 @@ def config_sources(root: Path, stack: str) -> dict[str, SourcePosition]:
 
     The program names resources after what configures them: ``storage-<purpose>`` after a
     ``buckets`` entry, ``node-pools-<name>`` after a ``nodePools`` entry, ``network-*`` and
-    ``cluster-*`` after those keys, the CI role after ``repository``. A finding on a resource
+    ``cluster-*`` after those keys, the CI roles after ``repository``. A finding on a resource
     points there (``source_of``); one with no such entry points at the stack's config key.
     Read after ``load_stack`` checked the file, so it parses.
     """
@@ -257,7 +257,7 @@ def config_sources(root: Path, stack: str) -> dict[str, SourcePosition]:
     for key, prefix in (("network", "network"), ("cluster", "cluster"), ("repository", "iam-ci-deploy")):
         if key in config:
             found[prefix] = doc.position((*base, key), at_key=True)
-    found["iam-github"] = found.get("iam-ci-deploy", found[""])
+    found["iam-github"] = found["iam-ci-read"] = found.get("iam-ci-deploy", found[""])
     for index, bucket in enumerate(config.get("buckets") or ()):
         if isinstance(bucket, dict) and "purpose" in bucket:
             found[f"storage-{bucket['purpose']}"] = doc.position((*base, "buckets", index))

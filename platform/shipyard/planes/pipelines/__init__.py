@@ -31,7 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from shipyard.planes.pipelines import ir
+from shipyard.planes.pipelines import images, ir
 from shipyard.planes.pipelines.kubeflow import KubeflowPipelines, Schedule
 from shipyard.planes.pipelines.policies import POLICIES
 from shipyard.planes.pipelines.spec import PLATFORM_PARAMETERS, PipelineSpec
@@ -57,6 +57,7 @@ from shipyard.sdk import (
 )
 from shipyard.sdk.files import linked, links_under
 from shipyard.sdk.platform import TEAM, environment, namespace_of, team_namespace, tracking
+from shipyard.sdk.runtime import IMAGES, LOCAL
 from shipyard.sdk.services import TrainingInputs, node_pool_files, unknown_gpu_pool
 from shipyard.sdk.store import ResourceStore
 from shipyard.sdk.worker import Worker
@@ -96,17 +97,18 @@ class PipelinesPlane(Plane):
             self.team_worker.start()
 
     def units(self, ctx: DesiredContext) -> Sequence[Unit]:
-        """One per team: its pipelines' folders (specs, code, committed IR) and the pools its GPU tasks name."""
+        """One per team: its pipelines' folders (specs, code, committed IR), the pools its GPU tasks name and
+        the runtime image setting (every component's image)."""
         folders: dict[str, set[str]] = {}
         for spec in ctx.specs.of_kind(PIPELINE.name):
             # The team's folder: a pipeline's code may import a module beside its own folder.
             folders.setdefault(str(spec.team), set()).add(Path(spec.source.file).parent.parent.as_posix())
         pools = node_pool_files(ctx)
-        return [Unit(team, (*sorted(found), *pools)) for team, found in sorted(folders.items())]
+        return [Unit(team, (*sorted(found), *pools, IMAGES)) for team, found in sorted(folders.items())]
 
     def desired(self, ctx: DesiredContext) -> Iterable[Resource]:
         wanted = [s for s in ctx.specs.of_kind(PIPELINE.name) if ctx.wants(s.team)]
-        compiled = self.compile(ctx.root, wanted)
+        compiled = self.compile(ctx.root, wanted, ctx.environment) if wanted else {}
         for spec in wanted:
             assert spec.team is not None
             source = compiled[(spec.team, spec.name)]
@@ -121,8 +123,9 @@ class PipelinesPlane(Plane):
             }
             yield Resource(PLANE, "Pipeline", spec.team, spec.name, body, spec.source, {COMPILED: source})
 
-    def compile(self, root: Path, pipelines: Sequence[Spec]) -> dict[tuple[str, str], str]:
-        """Fresh IR per (team, pipeline), compiled in the worker; a spec that does not fit its code is a SpecError."""
+    def compile(self, root: Path, pipelines: Sequence[Spec], environment: str = LOCAL) -> dict[tuple[str, str], str]:
+        """Fresh IR per (team, pipeline) for ``environment``, compiled in the worker; a spec that does not fit
+        its code is a SpecError. The code's ``runtime_image()`` answers the environment's runtime image."""
         # KFP imports the pipeline's folder: a link in it could make the compiler echo any file.
         folders = sorted({(root / s.source.file).parent for s in pipelines})
         links = [d for folder in folders for d in links_under(root, folder)]
@@ -141,7 +144,8 @@ class PipelinesPlane(Plane):
             }
             for s in pipelines
         ]
-        results = self.team_worker.call("compile", root=str(root), pipelines=items) if items else []
+        image = images.runtime_image(root, environment) if items else ""
+        results = self.team_worker.call("compile", root=str(root), pipelines=items, image=image) if items else []
         problems = [d for spec, result in zip(pipelines, results, strict=True) for d in _problems(spec, result)]
         if problems:
             raise SpecError(problems)
@@ -168,7 +172,7 @@ class PipelinesPlane(Plane):
                     yield replace(wrong, rule="pipelines/gpu-pool")
             if pipeline.compiled is not None:
                 committed = ctx.root / "pipelines" / spec.team / spec.name / pipeline.compiled
-                if not committed.is_file() or committed.read_text(encoding="utf-8") != fresh:
+                if not committed.is_file() or committed.read_text(encoding="utf-8") != _as_local(ctx, fresh):
                     yield spec.diagnostic(
                         ("spec", "compiled"),
                         got=f"{committed.relative_to(ctx.root)} differs from a fresh compile",
@@ -273,6 +277,14 @@ def _publish(change: Change, ctx: DesiredContext, target: Target) -> None:
         )
     version = content_digest(metadata)
     server.publish(namespace, pipeline_name, change.desired.payload[COMPILED], version, metadata, schedule)
+
+
+def _as_local(ctx: DesiredContext, fresh: str) -> str:
+    """``fresh`` as ``shipyard compile`` writes it: the committed IR is the local environment's, so another
+    environment's compile is compared with its runtime image read as the local one (the only difference)."""
+    if ctx.environment == LOCAL:
+        return fresh
+    return fresh.replace(images.runtime_image(ctx.root, ctx.environment), images.runtime_image(ctx.root, LOCAL))
 
 
 def _problems(spec: Spec, result: dict[str, Any]) -> list[Diagnostic]:

@@ -35,6 +35,7 @@ from kfp.dsl.graph_component import GraphComponent
 
 from shipyard.sdk.errors import UserError
 from shipyard.sdk.kubernetes import GPU_TAINT, POOL_LABEL
+from shipyard.sdk.runtime import compiling
 from shipyard.sdk.worker import team_code
 
 
@@ -82,13 +83,17 @@ def _problem(field: str, got: str, expected: str, hint: str = "") -> dict[str, s
     return {"field": field, "got": got, "expected": expected, "hint": hint}
 
 
-def compile_one(root: Path, item: dict[str, Any]) -> dict[str, Any]:
-    """Compile one pipeline to IR YAML, or say what in its spec does not fit the code."""
+def compile_one(root: Path, item: dict[str, Any], image: str) -> dict[str, Any]:
+    """Compile one pipeline to IR YAML, or say what in its spec does not fit the code.
+
+    ``image`` is the runtime image of the environment compiled for: what the code's
+    ``runtime_image()`` answers while it is imported (its ``@dsl.component`` decorators run then).
+    """
     folder = root / "pipelines" / item["team"] / item["name"]
     source = folder / item["source"]
     if not source.is_file():
         return {"problems": [_problem("source", f"'{item['source']}' (no such file)", "a .py file beside the spec")]}
-    with team_code(folder), _gpu_settings(item["gpu"]) as gpu_tasks:
+    with team_code(folder), compiling(image), _gpu_settings(item["gpu"]) as gpu_tasks:
         try:
             module = _load(source, f"shipyard_pipeline_{item['team']}_{item['name']}".replace("-", "_"))
         except Exception as error:  # team code: any failure is theirs to fix
@@ -159,8 +164,8 @@ def _fits(value: Any, kind: type) -> bool:
     return isinstance(value, kind)
 
 
-def task_compile(root: str, pipelines: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [compile_one(Path(root), item) for item in pipelines]
+def task_compile(root: str, pipelines: list[dict[str, Any]], image: str) -> list[dict[str, Any]]:
+    return [compile_one(Path(root), item, image) for item in pipelines]
 
 
 #: The MLflow tag naming the worker process that ran the pipeline (host, PID, start time): whether it still runs.
