@@ -244,7 +244,8 @@ def upsert_comment(api: GitHub, pr: int, marker: str, body: str) -> Outcome:
     """The one comment of pull request ``pr`` whose first line is ``marker``: created, or updated to ``body``."""
     check_length(body, "comment")
     listing = f"{api.repo_path}/issues/{pr}/comments"
-    for attempt in range(api.tries):
+
+    def find() -> dict[str, Any] | None:
         found = [c for c in api.pages(listing) if first_line(c.get("body")) == marker]
         if len(found) > 1:
             raise UserError(
@@ -253,20 +254,39 @@ def upsert_comment(api: GitHub, pr: int, marker: str, body: str) -> Outcome:
                 + "; nothing was changed",
                 hint="delete all but one of them, then run the job again",
             )
-        if found:
-            comment = found[0]
-            if comment.get("body") == body:
-                return Outcome("unchanged", int(comment["id"]), str(comment.get("html_url", "")))
-            updated = api.call("PATCH", f"{api.repo_path}/issues/comments/{comment['id']}", {"body": body}).data
-            return Outcome("updated", int(updated["id"]), str(updated.get("html_url", "")))
+        return found[0] if found else None
+
+    def update(comment: dict[str, Any]) -> Outcome:
+        if comment.get("body") == body:
+            return Outcome("unchanged", int(comment["id"]), str(comment.get("html_url", "")))
+        updated = api.call("PATCH", f"{api.repo_path}/issues/comments/{comment['id']}", {"body": body}).data
+        return Outcome("updated", int(updated["id"]), str(updated.get("html_url", "")))
+
+    def create() -> Outcome:
+        created = api.call("POST", listing, {"body": body}).data
+        return Outcome("created", int(created["id"]), str(created.get("html_url", "")))
+
+    return _once(api, find, update, create)
+
+
+def _once(
+    api: GitHub,
+    find: Callable[[], dict[str, Any] | None],
+    update: Callable[[dict[str, Any]], Outcome],
+    create: Callable[[], Outcome],
+) -> Outcome:
+    """Update what ``find`` finds, else create it; a create that failed in transit is never retried
+    blindly: GitHub may have made it before failing, so it is looked for again first."""
+    for attempt in range(api.tries):
+        found = find()
+        if found is not None:
+            return update(found)
         try:
-            created = api.call("POST", listing, {"body": body}).data
+            return create()
         except Transient as failure:
             if attempt == api.tries - 1:
                 raise failure.error from None
             api.sleep(float(2**attempt))
-            continue  # look again: GitHub may have made the comment before failing
-        return Outcome("created", int(created["id"]), str(created.get("html_url", "")))
     raise AssertionError("unreachable")
 
 
@@ -287,36 +307,30 @@ def drift_issue(api: GitHub, target: str, status: int, report: str, now: datetim
             "the drift issue was left as it is",
             hint="read the drift step's output above",
         )
-    if status == DRIFT:
-        if first_line(report) != marker:
-            raise UserError(
-                f"the drift report does not start with {marker}",
-                hint=f"write it with: shipyard drift -t {target} --format markdown > drift.md",
-            )
-        check_length(report, "drift issue")
-    for attempt in range(api.tries):
+    if status == CLEAN:
         issue = _open_issue(api, target, marker)
-        if status == CLEAN:
-            if issue is None:
-                return Outcome("nothing")
-            return _close(api, issue, target, now)
-        if issue is not None:
-            if issue.get("body") == report:
-                return Outcome("unchanged", int(issue["number"]), str(issue.get("html_url", "")))
-            updated = api.call("PATCH", f"{api.repo_path}/issues/{issue['number']}", {"body": report}).data
-            return Outcome("updated", int(updated["number"]), str(updated.get("html_url", "")))
+        return Outcome("nothing") if issue is None else _close(api, issue, target, now)
+    if first_line(report) != marker:
+        raise UserError(
+            f"the drift report does not start with {marker}",
+            hint=f"write it with: shipyard drift -t {target} --format markdown > drift.md",
+        )
+    check_length(report, "drift issue")
+
+    def update(issue: dict[str, Any]) -> Outcome:
+        if issue.get("body") == report:
+            return Outcome("unchanged", int(issue["number"]), str(issue.get("html_url", "")))
+        updated = api.call("PATCH", f"{api.repo_path}/issues/{issue['number']}", {"body": report}).data
+        return Outcome("updated", int(updated["number"]), str(updated.get("html_url", "")))
+
+    def create() -> Outcome:
         fields: dict[str, Any] = {"title": f"Drift in {target}", "body": report}
         if label:
             fields["labels"] = [label]
-        try:
-            created = api.call("POST", f"{api.repo_path}/issues", fields).data
-        except Transient as failure:
-            if attempt == api.tries - 1:
-                raise failure.error from None
-            api.sleep(float(2**attempt))
-            continue  # look again: GitHub may have opened the issue before failing
+        created = api.call("POST", f"{api.repo_path}/issues", fields).data
         return Outcome("created", int(created["number"]), str(created.get("html_url", "")))
-    raise AssertionError("unreachable")
+
+    return _once(api, lambda: _open_issue(api, target, marker), update, create)
 
 
 def _open_issue(api: GitHub, target: str, marker: str) -> dict[str, Any] | None:
