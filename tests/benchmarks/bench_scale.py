@@ -4,8 +4,8 @@
     python tests/benchmarks/bench_scale.py --sizes 1,10    # a quick look; other sizes in results.json stay
     python tests/benchmarks/bench_scale.py --report        # measure nothing: redraw scale.svg, print the table
 
-For each size, one synthetic repository (synth.py: the template with the example team copied
-N times, commits c0 platform, c1 N teams, c2 one ModelDeployment field, c3 one Team spec), then
+For each size, one synthetic repository (synth.py: N teams baked from the team template over
+varied answers, commits c0 platform, c1 N teams, c2 one ModelDeployment field, c3 one Team spec), then
 one fresh `shipyard` process per figure, as a user or CI runs it:
 
     --help, validate (at c3; the fastest of three runs each)
