@@ -112,3 +112,24 @@ def test_a_two_team_repository_is_baked_from_the_template_valid_and_committed(tm
     git(root, "checkout", "-q", repo.platform)  # the base of the full plan validates too
     result = shipyard(root, "validate")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_team_of_the_answer_cycle_can_afford_its_gpu_quota_in_every_stack() -> None:
+    """A budget below a team's GPU quota at the dearest GPU pool's price is a mandatory finding (SY-GPU-007):
+    the synthetic teams must plan clean at any size, so every answer set of the cycle fits."""
+    import yaml
+
+    from benchmarks.synth import REPO, answers_for
+    from shipyard.planes.infra import prices
+
+    per_gpu_hour = 0.0
+    for stack in REPO.glob("Pulumi.*.yaml"):
+        pools = yaml.safe_load(stack.read_text())["config"]["shipyard:platform"]["nodePools"]
+        for pool in pools:
+            price = prices.gpu_hour_price(pool["instanceTypes"], pool.get("capacity", "ON_DEMAND"))
+            per_gpu_hour = max(per_gpu_hour, price)
+    assert per_gpu_hour > 0
+    for n in range(60):  # every combination of the answer cycles (profiles, budgets, domains)
+        answers = answers_for(n, f"t{n:04d}")
+        cost = int(answers["gpu_quota"]) * per_gpu_hour * prices.HOURS_PER_MONTH
+        assert cost <= float(answers["monthly_budget_usd"]), (n, answers, cost)

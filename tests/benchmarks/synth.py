@@ -70,7 +70,7 @@ PROFILES = (
     ("tabular-classifier", "no", "2"),
 )
 DOMAINS = ("payments", "storefront", "logistics", "marketing", "lending")
-BUDGETS = ("10000", "18000", "2500", "42000", "7500", "120000")
+BUDGETS = ("10000", "18000", "25000", "42000", "7500", "120000")  # each above its GPU quota at prod prices
 
 
 @dataclass(frozen=True)
