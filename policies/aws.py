@@ -95,7 +95,25 @@ UNTAGGABLE = frozenset(
 
 
 def _of(ctx: PolicyContext, *kinds: str) -> list[Resource]:
-    return [r for r in ctx.resources or () if r.plane == PLANE and r.kind in kinds]
+    """The infra Resources of ``kinds``, in plan order; some 90 rules ask, over 13,000 Resources at 500 teams."""
+    positions = _by_kind(ctx.resources or ())
+    found = sorted(entry for kind in kinds for entry in positions.get(kind, ()))
+    return [resource for _, resource in found]
+
+
+_indexed: tuple[object, dict[str, list[tuple[int, Resource]]]] = ((), {})
+
+
+def _by_kind(resources: Sequence[Resource]) -> dict[str, list[tuple[int, Resource]]]:
+    # One index per plan's Resources (the last one asked about), not one scan per rule.
+    global _indexed
+    if _indexed[0] is not resources:
+        index: dict[str, list[tuple[int, Resource]]] = {}
+        for position, resource in enumerate(resources):
+            if resource.plane == PLANE:
+                index.setdefault(resource.kind, []).append((position, resource))
+        _indexed = (resources, index)
+    return _indexed[1]
 
 
 def _inputs(resource: Resource) -> Mapping[str, Any]:

@@ -132,7 +132,7 @@ def team_folders_have_owners(ctx: PolicyContext) -> Iterator[Diagnostic]:
         else:
             probe, sibling = f"{folder}/{_PROBE}", f"{parent}/{_PROBE}{own}/{_PROBE}"
         owner = lines.last(probe)
-        if owner is not None and owner.owners and not owner.pattern.match(sibling):
+        if owner is not None and owner.owners and not owner.matches(sibling):
             continue
         if owner is None:
             got = f"no line for {folder}"

@@ -18,11 +18,17 @@ LOCATIONS = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")
 @dataclass(frozen=True)
 class Line:
     number: int
-    pattern: re.Pattern[str]
+    glob: str
     owners: tuple[str, ...]
     text: str
     #: The folder or file an anchored pattern without wildcards names (``features/fraud``), else None.
     literal: str | None = None
+
+    def matches(self, path: str) -> bool:
+        """Whether this line's pattern matches the repo-relative ``path`` (a file, or a folder's content)."""
+        if self.literal is not None:  # most lines of a large file: no regex to build or run
+            return path == self.literal or path.startswith(self.literal + "/")
+        return pattern(self.glob).match(path) is not None
 
 
 class Owners:
@@ -45,11 +51,13 @@ class Owners:
         parts = path.split("/")
         prefixes = ("/".join(parts[:n]) for n in range(1, len(parts) + 1))
         candidates = [*self._wild, *(line for p in prefixes for line in self._literal.get(p, ()))]
-        matching = [line for line in candidates if line.pattern.match(path)]
+        matching = [line for line in candidates if line.matches(path)]
         return max(matching, key=lambda line: line.number, default=None)
 
 
+@functools.lru_cache(maxsize=4)
 def parse_codeowners(text: str) -> Owners:
+    """The file's lines, indexed; the same text is parsed once (the ownership rules and `owners` share it)."""
     lines = []
     for number, raw in enumerate(text.splitlines(), 1):
         content = raw.split(" #", 1)[0].strip()
@@ -58,7 +66,7 @@ def parse_codeowners(text: str) -> Owners:
         glob, *owners = content.split()
         anchored = "/" in glob.rstrip("/")
         literal = glob.strip("/") if anchored and not any(c in glob for c in "*?[\\!") else None
-        lines.append(Line(number, pattern(glob), tuple(owners), raw, literal))
+        lines.append(Line(number, glob, tuple(owners), raw, literal))
     return Owners(lines)
 
 

@@ -71,7 +71,7 @@ from shipyard.sdk import (
     processes,
 )
 from shipyard.sdk.kubernetes import SERVER_SET_FIELDS
-from shipyard.sdk.platform import MLFLOW_SERVICE, TEAM, cross_team, environment, exports, team_file, tracking
+from shipyard.sdk.platform import MLFLOW_SERVICE, TEAM, cross_team, environment, team_file, tracking
 from shipyard.sdk.services import TrainedModels, node_pool_files, unknown_gpu_pool
 from shipyard.sdk.store import ResourceStore
 
@@ -465,8 +465,9 @@ def feature_team(specs: SpecSet, spec: Spec) -> str:
     """The team whose feature service a deployment's smoke request reads: another team that exports one of that
     name (spec.exports.featureServices), else the deployment's own."""
     service = spec.spec.smoke.feature_service if spec.spec.smoke is not None else ""
-    teams = specs.of_kind(TEAM.name)
-    exporters = (t.name for t in teams if t.name != spec.team and service in exports(specs, t.name).feature_services)
+    exporters = (
+        t.name for t in specs.of_kind(TEAM.name) if t.name != spec.team and service in t.spec.exports.feature_services
+    )
     return next(exporters, str(spec.team))
 
 
