@@ -86,6 +86,24 @@ def edit(root: Path, path: str, old: str, new: str) -> None:
     file.write_text(text.replace(old, new))
 
 
+def team_files(team: str) -> set[str]:
+    """Every file the team template bakes for ``team`` (what `shipyard new-team` adds besides CODEOWNERS)."""
+    ident = team.replace("-", "_")
+    return {
+        f"features/{team}/.feastignore",
+        f"features/{team}/features.py",
+        f"features/{team}/synthetic.py",
+        f"features/{team}/checks/transactions.yaml",
+        f"features/{team}/checks/user-stats.yaml",
+        f"pipelines/{team}/train/pipeline.py",
+        f"pipelines/{team}/train/pipeline.yaml",
+        f"models/{team}/{team}-scorer.yaml",
+        f"platform/teams/{team}.yaml",
+        f"platform/teams/{team}.answers.json",
+        f"tests/teams/test_{ident}.py",
+    }
+
+
 def example_repo(where: Path) -> Path:
     """The template's own example content (teams, features, pipelines) in a throwaway git repo."""
     root = where / "repo"

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.synth import git, make_repo
+from conftest import team_files
 from shipyard.core import teams
 
 SHIPYARD = str(Path(sys.executable).parent / "shipyard")
@@ -41,19 +42,7 @@ def test_a_two_team_repository_is_baked_from_the_template_valid_and_committed(tm
             for p in root.rglob("*")
             if p.is_file() and ".git" not in p.parts and team in str(p.relative_to(root))
         }
-        assert files == {
-            f"features/{team}/.feastignore",
-            f"features/{team}/features.py",
-            f"features/{team}/synthetic.py",
-            f"features/{team}/checks/transactions.yaml",
-            f"features/{team}/checks/user-stats.yaml",
-            f"pipelines/{team}/train/pipeline.py",
-            f"pipelines/{team}/train/pipeline.yaml",
-            f"models/{team}/{team}-scorer.yaml",
-            f"platform/teams/{team}.yaml",
-            f"platform/teams/{team}.answers.json",
-            f"tests/teams/test_{team}.py",
-        }
+        assert files == team_files(team)
         for path in files:
             text = (root / path).read_text()
             for word in (other, "fraud", "recsys", "{{", "{%", "cookiecutter"):

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, commit, edit, git, whole_template
+from conftest import REPO_ROOT, commit, edit, git, team_files, whole_template
 from shipyard.core import teams
 
 COOKIECUTTER = str(Path(sys.executable).parent / "cookiecutter")
@@ -36,23 +36,6 @@ def team_repo(where: Path) -> Path:
 
 def status(root: Path) -> str:
     return git(root, "status", "--porcelain", "--untracked-files=all")
-
-
-def files_of(root: Path, team: str) -> set[str]:
-    ident = teams.identifier(team)
-    return {
-        f"features/{team}/.feastignore",
-        f"features/{team}/features.py",
-        f"features/{team}/synthetic.py",
-        f"features/{team}/checks/transactions.yaml",
-        f"features/{team}/checks/user-stats.yaml",
-        f"pipelines/{team}/train/pipeline.py",
-        f"pipelines/{team}/train/pipeline.yaml",
-        f"models/{team}/{team}-scorer.yaml",
-        f"platform/teams/{team}.yaml",
-        f"platform/teams/{team}.answers.json",
-        f"tests/teams/test_{ident}.py",
-    }
 
 
 def added(root: Path) -> set[str]:
@@ -71,7 +54,7 @@ def test_new_team_validates_plans_additions_in_every_plane_and_passes_its_own_te
     made = shipyard("new-team", "risk", "--owner", "@acme/risk", "--gpu-quota", "4", "--no-input", repo=root)
     assert made.code == 0, made.err
     assert "Team risk added" in made.out
-    assert added(root) == files_of(root, "risk")
+    assert added(root) == team_files("risk")
     owners = (root / ".github/CODEOWNERS").read_text()
     assert "/features/risk/" in owners
     assert "/platform/teams/risk.yaml" in owners
@@ -123,8 +106,8 @@ def test_the_template_bakes_over_a_matrix_of_answers(tmp_path: Path, shipyard, c
     flags = ["--kind", case["kind"], "--gpu-quota", case["quota"], gpu]
     made = shipyard("new-team", team, *flags, "--no-input", repo=root)
     assert made.code == 0, made.err
-    assert added(root) == files_of(root, team)
-    for path in files_of(root, team):
+    assert added(root) == team_files(team)
+    for path in team_files(team):
         text = (root / path).read_text()
         leftovers = [mark for mark in ("{{", "{%", "cookiecutter") if mark in text]
         assert not leftovers, (path, leftovers)
@@ -216,7 +199,7 @@ def test_plain_cookiecutter_bakes_a_team_in_place(tmp_path: Path, shipyard) -> N
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert added(root) == files_of(root, "ops")
+    assert added(root) == team_files("ops")
     assert not list(root.glob(".new-team-*"))
     assert shipyard("validate", repo=root).code == 0
 
@@ -230,7 +213,7 @@ def test_plain_cookiecutter_bakes_a_team_in_place(tmp_path: Path, shipyard) -> N
     )
     assert refused.returncode != 0
     assert "answer 'team': got 'Bad Name'" in refused.stderr
-    assert added(root) == files_of(root, "ops")  # nothing more
+    assert added(root) == team_files("ops")  # nothing more
     assert not list(root.glob(".new-team-*"))
 
 
@@ -415,6 +398,6 @@ def test_the_first_team_of_a_repository_without_teams(tmp_path: Path, shipyard) 
     commit(root, "no teams yet")
     made = shipyard("new-team", "risk", "--no-input", repo=root)
     assert made.code == 0, made.err
-    assert added(root) == files_of(root, "risk")
+    assert added(root) == team_files("risk")
     checked = shipyard("validate", repo=root)
     assert checked.code == 0, checked.out + checked.err
